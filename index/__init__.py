@@ -1,0 +1,1 @@
+"""Embeddings, the FAISS + SQLite + BM25 index, and retrieval."""

@@ -1,0 +1,1 @@
+"""PDF -> clean pages -> chunks. Also home of the types, settings and errors every stage shares."""

@@ -1,0 +1,77 @@
+"""One validated settings object: defaults < arrival.toml < ARRIVAL_* environment variables < CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ingest.errors import SettingsError
+
+
+def _default_cache() -> Path:
+    return Path(os.path.expanduser("~/.cache/arrival"))
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with. A misspelt key fails loudly (extra="forbid")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARRIVAL_",
+        extra="forbid",
+        toml_file=os.environ.get("ARRIVAL_CONFIG", "arrival.toml"),
+        validate_assignment=True,
+    )
+
+    home: Path = Field(default=Path(".arrival"), description="Index home (ARRIVAL_HOME)")
+    cache: Path = Field(default_factory=_default_cache, description="Model cache (ARRIVAL_CACHE)")
+    model: str = Field(default="use-m3", description="Embedder: use-m3 | st:<name-or-path> | hash:<dim>")
+    threads: int = Field(default=0, ge=0, description="Intra-op threads for the embedder; 0 = all cores")
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    chunk_size: int = Field(default=800, ge=100, le=20000, description="Characters per chunk")
+    chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks")
+    k: int = Field(default=5, ge=1, le=200, description="Passages returned")
+    candidates: int = Field(default=100, ge=10, le=5000, description="Candidates per retriever before fusion")
+    retriever: str = Field(default="hybrid", pattern="^(bm25|dense|hybrid)$")
+    max_pdf_mb: int = Field(default=200, ge=1, description="Largest PDF accepted")
+    max_pages: int = Field(default=5000, ge=1, description="Most pages read from one PDF")
+    max_page_chars: int = Field(default=200_000, ge=1000, description="Longest page text kept")
+    llm: str = Field(default="", description="ollama:<model> | openai:<model> | llamacpp:<path.gguf>; empty = extractive")
+    llm_base_url: str = Field(default="", description="Base URL for openai-compatible servers")
+    password: str = Field(default="", description="Password for the chat when set (ARRIVAL_PASSWORD)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; overrides (CLI flags) win. `None` values are ignored. Errors become SettingsError."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise SettingsError(f"invalid setting {where}: {first.get('msg')}") from None
