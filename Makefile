@@ -1,0 +1,60 @@
+# arrival — the two commands a new user needs: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+TORCH  := torch==2.13.0
+
+.PHONY: setup setup-test model serve ingest test test-fast lint bench load clean browser
+
+# App: venv, the package (no torch needed), the default embedding model.
+setup: $(VENV)/.installed model
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+# Tests: the package with test extras (pins the CPU build of torch), the model, and Debian's chromium.
+setup-test: $(VENV)/.installed-test model browser
+
+$(VENV)/.installed-test: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[test,llm]'
+	touch $(VENV)/.installed $@
+
+model:
+	$(BIN)/arrival models fetch
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and cannot be installed here: browser tests will be skipped"; fi; }
+
+ingest: setup
+	$(BIN)/arrival ingest corpus/
+
+serve: ingest
+	$(BIN)/arrival serve
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+test: setup-test lint
+	$(BIN)/python -m pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup-test
+	$(BIN)/arrival bench --corpus ../shared/corpus
+
+clean:
+	rm -rf .arrival build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Answers with citations, the command line and the Gradio chat."""

@@ -1,0 +1,121 @@
+"""Split a document's cleaned pages into overlapping, provenance-carrying chunks.
+
+Pages are joined with a blank line so a paragraph that runs over a page break can stay in one chunk; each
+chunk records its start page and offset, its end page and offset, the nearest heading before it, and its
+language. Chunks never cross documents.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass
+
+from ingest.clean import find_headings
+from ingest.lang import detect
+from ingest.types import Chunk, Document
+
+PAGE_JOIN = "\n\n"
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+
+
+@dataclass(frozen=True)
+class JoinedText:
+    """A document's cleaned pages joined into one string, with the offset where each page starts."""
+
+    text: str
+    starts: tuple[int, ...]
+    numbers: tuple[int, ...]
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        """(index into starts, offset within that page) for a position in the joined text."""
+        i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        return i, offset - self.starts[i]
+
+
+def join_pages(doc: Document) -> JoinedText:
+    parts: list[str] = []
+    starts: list[int] = []
+    numbers: list[int] = []
+    pos = 0
+    for page in doc.pages:
+        if not page.text.strip():
+            continue
+        if parts:
+            parts.append(PAGE_JOIN)
+            pos += len(PAGE_JOIN)
+        starts.append(pos)
+        numbers.append(page.number)
+        parts.append(page.text)
+        pos += len(page.text)
+    return JoinedText("".join(parts), tuple(starts), tuple(numbers))
+
+
+class Chunker:
+    """`split(doc) -> list[Chunk]` with LangChain's recursive splitter on paragraph/sentence boundaries."""
+
+    def __init__(self, chunk_size: int = 800, chunk_overlap: int = 120) -> None:
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            separators=SEPARATORS,
+            keep_separator="end",
+            strip_whitespace=True,
+            add_start_index=False,
+        )
+
+    def split(self, doc: Document) -> list[Chunk]:
+        joined = join_pages(doc)
+        if not joined.text:
+            return []
+        headings = self._headings(doc, joined)
+        heading_pos = [h[0] for h in headings]
+        chunks: list[Chunk] = []
+        cursor = 0
+        prev_len = 0
+        for piece in self._splitter.split_text(joined.text):
+            # Same offset search LangChain uses for add_start_index, kept here so we own the invariant.
+            start = joined.text.find(piece, max(0, cursor + prev_len - self.chunk_overlap))
+            if start < 0:
+                start = joined.text.find(piece)
+            cursor, prev_len = start, len(piece)
+            end = start + len(piece)
+            pi, pstart = joined.locate(start)
+            pj, pend = joined.locate(end - 1)
+            h = bisect.bisect_right(heading_pos, start) - 1
+            chunks.append(
+                Chunk(
+                    doc_id=doc.doc_id,
+                    source=doc.path,
+                    title=doc.title,
+                    text=piece,
+                    page=joined.numbers[pi],
+                    page_end=joined.numbers[pj],
+                    start=pstart,
+                    end=pend + 1,
+                    heading=headings[h][1] if h >= 0 else "",
+                    lang=detect(piece),
+                )
+            )
+        return chunks
+
+    @staticmethod
+    def _headings(doc: Document, joined: JoinedText) -> list[tuple[int, str]]:
+        by_number = {p.number: p for p in doc.pages}
+        out: list[tuple[int, str]] = []
+        for start, number in zip(joined.starts, joined.numbers, strict=True):
+            out.extend((start + off, text) for off, text in find_headings(by_number[number].text))
+        return out
+
+
+def document_languages(chunks: list[Chunk], min_share: float = 0.1) -> tuple[str, ...]:
+    """Languages making up at least `min_share` of a document's text, most frequent first."""
+    weight: Counter[str] = Counter()
+    for c in chunks:
+        weight[c.lang] += len(c.text)
+    total = sum(weight.values()) or 1
+    return tuple(lang for lang, w in weight.most_common() if w / total >= min_share)

@@ -1,0 +1,120 @@
+"""Read a PDF with pypdf, page by page, into a Document with cleaned pages."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from ingest.clean import clean_pages, find_headings
+from ingest.errors import IngestError
+from ingest.types import Document, Page
+
+log = logging.getLogger(__name__)
+
+NO_TEXT = "no extractable text: scanned? OCR is not enabled"
+_BAD_TITLES = re.compile(r"^(untitled|document\d*|microsoft word\b.*|.*\.(docx?|indd|pdf)|title)$", re.I)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PdfLoader:
+    """`load(path) -> Document`; raises IngestError naming the file and the reason."""
+
+    def __init__(self, max_bytes: int = 200 << 20, max_pages: int = 5000, max_page_chars: int = 200_000):
+        self.max_bytes = max_bytes
+        self.max_pages = max_pages
+        self.max_page_chars = max_page_chars
+
+    def check(self, path: Path) -> None:
+        """Cheap content checks before parsing: exists, size, PDF signature."""
+        name = str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise IngestError(name, f"cannot read file: {exc.strerror or exc}") from None
+        if size == 0:
+            raise IngestError(name, "empty file (0 bytes)")
+        if size > self.max_bytes:
+            raise IngestError(name, f"file too large ({size / 2**20:.0f} MB > {self.max_bytes / 2**20:.0f} MB limit)")
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+        if b"%PDF-" not in head:
+            raise IngestError(name, "not a PDF (no %PDF- signature at the start of the file)")
+
+    def load(self, path: Path, sha256: str | None = None) -> Document:
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+
+        name = str(path)
+        self.check(path)
+        digest = sha256 or sha256_file(path)
+        try:
+            reader = PdfReader(path, strict=False)
+            if reader.is_encrypted:
+                try:
+                    ok = reader.decrypt("")
+                except Exception as exc:  # pypdf raises several types for unsupported encryption
+                    raise IngestError(name, f"encrypted PDF that cannot be opened: {exc}") from None
+                if not ok:
+                    raise IngestError(name, "encrypted PDF: a password is required")
+            n = len(reader.pages)
+            if n > self.max_pages:
+                raise IngestError(name, f"too many pages ({n} > {self.max_pages} limit)")
+            raw = [self._page_text(reader, i, name) for i in range(n)]
+            meta_title = self._meta_title(reader)
+        except IngestError:
+            raise
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise IngestError(name, f"cannot read PDF: {reason[:200]}") from None
+        if n == 0:
+            raise IngestError(name, "PDF has no pages")
+        cleaned = clean_pages(raw)
+        if not any(t.strip() for t in cleaned):
+            raise IngestError(name, NO_TEXT)
+        pages = tuple(Page(i + 1, r, c) for i, (r, c) in enumerate(zip(raw, cleaned, strict=True)))
+        return Document(
+            path=name,
+            sha256=digest,
+            title=meta_title or self._heading_title(pages) or path.stem,
+            pages=pages,
+            page_count=n,
+        )
+
+    def _page_text(self, reader: object, i: int, name: str) -> str:
+        try:
+            text = reader.pages[i].extract_text() or ""  # type: ignore[attr-defined]
+        except Exception as exc:  # one unreadable page must not lose the rest of the document
+            log.warning("%s: page %d: text extraction failed: %s", name, i + 1, exc)
+            return ""
+        if len(text) > self.max_page_chars:
+            log.warning("%s: page %d: text cut at %d characters", name, i + 1, self.max_page_chars)
+            text = text[: self.max_page_chars]
+        return text
+
+    @staticmethod
+    def _meta_title(reader: object) -> str:
+        try:
+            title = (reader.metadata or {}).get("/Title")  # type: ignore[attr-defined]
+        except Exception:
+            return ""
+        title = " ".join(str(title or "").split())
+        if len(title) < 4 or _BAD_TITLES.match(title):
+            return ""
+        return title[:200]
+
+    @staticmethod
+    def _heading_title(pages: tuple[Page, ...]) -> str:
+        for page in pages[:2]:
+            heads = find_headings(page.text)
+            if heads:
+                return heads[0][1][:200]
+        return ""

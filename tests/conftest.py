@@ -1,0 +1,71 @@
+"""Shared fixtures. No test reaches the network: sockets to anything but loopback are refused."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpus"
+GFMD = SHARED / "gfmd" / "gfmd-2019-rt3.1-villes-arrivee-fr.pdf"
+DEMO = ROOT / "corpus" / "gfmd-2019-rt3.1-villes-arrivee-fr.pdf"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> object:
+    host = address[0] if isinstance(address, tuple) else None
+    if isinstance(host, str):
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host != "localhost" and (ip is None or not ip.is_loopback):
+            raise OSError(f"test tried to reach the network: {address!r}")
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared corpus not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    return Path(os.environ.get("ARRIVAL_CACHE", str(Path.home() / ".cache" / "arrival")))
+
+
+@pytest.fixture
+def hash_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from ingest.settings import load_settings
+
+    return load_settings(home=tmp_path / "home", model="hash:256")
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, model_cache: Path):  # type: ignore[no-untyped-def]
+    """The whole shared corpus indexed with the real default embedder (built once per test session)."""
+    from index.build import Indexer
+    from index.embed import load_embedder
+    from index.models import fetch_use_m3
+    from ingest.settings import load_settings
+
+    fetch_use_m3(model_cache)
+    settings = load_settings(home=tmp_path_factory.mktemp("real") / "home", cache=model_cache)
+    embedder = load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
+    report = Indexer(settings, embedder).ingest([shared_corpus])
+    assert not report.failed, [f.to_json() for f in report.failed]
+    return settings, embedder

@@ -1,0 +1,102 @@
+"""The index on disk: incremental ingest, replacement, pruning, duplicates, manifest checks, corruption."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from index.build import Indexer
+from index.embed import HashEmbedder
+from index.retrieve import Filters, Retriever
+from index.store import IndexStore
+from ingest.errors import IndexOpenError
+from ingest.settings import load_settings
+
+from .conftest import DEMO
+
+
+def _ingest(settings, paths, **kw):
+    return Indexer(settings, HashEmbedder(int(settings.model.split(":")[1]))).ingest(paths, **kw)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "docs"
+    d.mkdir()
+    shutil.copy(DEMO, d / "paper été.pdf")
+    return d
+
+
+def test_ingest_then_noop(hash_settings, folder):
+    first = _ingest(hash_settings, [folder])
+    assert [f.status for f in first.files] == ["indexed"]
+    assert first.files[0].pages == 18 and first.files[0].chunks > 20
+    gen = IndexStore(hash_settings.home).current()
+    again = _ingest(hash_settings, [folder])
+    assert [f.status for f in again.files] == ["unchanged"]
+    assert IndexStore(hash_settings.home).current() == gen  # nothing rewritten
+
+
+def test_changed_file_is_replaced_and_prune_removes(hash_settings, folder, tmp_path):
+    _ingest(hash_settings, [folder])
+    target = folder / "paper été.pdf"
+    data = target.read_bytes()
+    target.write_bytes(data + b"\n% changed\n")
+    rep = _ingest(hash_settings, [folder])
+    assert [f.status for f in rep.files] == ["indexed"]
+    snap = IndexStore(hash_settings.home).open()
+    assert len(snap.documents()) == 1
+    target.unlink()
+    rep = _ingest(hash_settings, [folder], prune=True)
+    assert [f.status for f in rep.files] == ["removed"]
+    assert IndexStore(hash_settings.home).open().stats()["chunks"] == 0
+
+
+def test_same_content_twice_is_indexed_once(hash_settings, folder):
+    shutil.copy(folder / "paper été.pdf", folder / "copy.pdf")
+    rep = _ingest(hash_settings, [folder])
+    assert sorted(f.status for f in rep.files) == ["indexed", "unchanged"]
+    assert "same content as" in [f for f in rep.files if f.status == "unchanged"][0].reason
+    assert len(IndexStore(hash_settings.home).open().documents()) == 1
+
+
+def test_other_embedder_is_refused(hash_settings, folder):
+    _ingest(hash_settings, [folder])
+    other = load_settings(home=hash_settings.home, model="hash:128")
+    with pytest.raises(IndexOpenError, match="built with embedder 'hash:256'"):
+        _ingest(other, [folder])
+    with pytest.raises(IndexOpenError, match="hash:256"):
+        Retriever.from_settings(other, HashEmbedder(128)).search("migrants")
+
+
+def test_search_filters_and_reload(hash_settings, folder, tmp_path):
+    _ingest(hash_settings, [folder])
+    r = Retriever.from_settings(hash_settings, HashEmbedder(256))
+    hits = r.search("guichet unique Lisbonne", k=5)
+    assert hits and hits[0].page == 6
+    assert all(h.lang == "en" for h in r.search("migrants cities", k=5, filters=Filters(langs=("en",))))
+    assert r.search("migrants", k=3, filters=Filters(docs=("nothing*",))) == []
+    # an ingest that lands while the retriever is open is seen on the next search
+    other = tmp_path / "more"
+    other.mkdir()
+    src = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "gcm-guidance" / "en" / "objectives"
+    if not src.is_dir():
+        pytest.skip("shared corpus missing")
+    shutil.copy(src / "15-ACCESS TO BASIC SERVICES.pdf", other / "o15.pdf")
+    _ingest(hash_settings, [other])
+    assert any(h.source.endswith("o15.pdf") for h in r.search("basic services firewall", k=5))
+
+
+@pytest.mark.parametrize("victim", ["faiss.index", "meta.sqlite", "manifest.json", "vectors.npy"])
+def test_corrupt_index_is_reported_not_crashed(hash_settings, folder, victim):
+    _ingest(hash_settings, [folder])
+    gen = IndexStore(hash_settings.home).current()
+    path = gen / victim
+    path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    with pytest.raises(IndexOpenError, match="rebuild"):
+        IndexStore(hash_settings.home).open()
+    rep = _ingest(hash_settings, [folder], rebuild=True)
+    assert [f.status for f in rep.files] == ["indexed"]
+    assert IndexStore(hash_settings.home).open().stats()["chunks"] > 20
