@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +18,8 @@ import numpy as np
 from index.embed import Embedder
 from index.store import IndexStore, Snapshot
 from ingest.chunk import Chunker, document_languages
-from ingest.errors import IngestError
-from ingest.pdf import PdfLoader, sha256_file
+from ingest.errors import IndexOpenError, IngestError
+from ingest.pdf import NO_TEXT, PdfLoader, sha256_file
 from ingest.settings import Settings
 from ingest.types import Chunk, Document
 
@@ -85,6 +90,45 @@ def embedding_text(chunk: Chunk) -> str:
     return chunk.text
 
 
+def parse_file(path: Path, sha: str, limits: tuple[int, int, int], chunking: tuple[int, int]
+               ) -> tuple[Document, tuple[str, ...], list[Chunk], dict[str, float]]:
+    """Parse, clean and chunk one PDF (runs in a worker process). Raises IngestError."""
+    t = time.perf_counter()
+    doc = PdfLoader(*limits).load(path, sha)
+    t_parse = time.perf_counter() - t
+    t = time.perf_counter()
+    chunks = Chunker(*chunking).split(doc)
+    if not chunks:
+        raise IngestError(str(path), NO_TEXT)
+    return doc, document_languages(chunks), chunks, {"parse": t_parse, "chunk": time.perf_counter() - t}
+
+
+def _worker_init(memory_mb: int) -> None:
+    """Cap a parsing process's memory, so a PDF that inflates to gigabytes fails alone."""
+    import resource
+
+    limit = memory_mb << 20
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _safe_parse(path: Path, sha: str, limits: tuple[int, int, int], chunking: tuple[int, int]
+                ) -> tuple[Document, tuple[str, ...], list[Chunk], dict[str, float]]:
+    try:
+        return parse_file(path, sha, limits, chunking)
+    except IngestError:
+        raise
+    except MemoryError:
+        raise IngestError(str(path), "PDF needs too much memory to parse (over the worker limit)") from None
+    except RecursionError:
+        raise IngestError(str(path), "cannot read PDF: structure nested too deeply") from None
+    except Exception as exc:  # a parser bug on one file must not stop the batch
+        raise IngestError(str(path), f"cannot read PDF: {type(exc).__name__}: {str(exc)[:160]}") from None
+
+
+Parsed = tuple[Document, tuple[str, ...], list[Chunk], dict[str, float]]
+
+
 class Indexer:
     """Owns the write path. One instance per ingest run."""
 
@@ -92,8 +136,8 @@ class Indexer:
         self.settings = settings
         self.embedder = embedder
         self.store = IndexStore(settings.home)
-        self.loader = PdfLoader(settings.max_pdf_mb << 20, settings.max_pages, settings.max_page_chars)
-        self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+        self.limits = (settings.max_pdf_mb << 20, settings.max_pages, settings.max_page_chars)
+        self.chunking = (settings.chunk_size, settings.chunk_overlap)
 
     def ingest(self, paths: list[Path], prune: bool = False, rebuild: bool = False, wait: float = 0.0,
                progress: Progress | None = None) -> IngestReport:
@@ -105,45 +149,54 @@ class Indexer:
         with self.store.lock(wait=wait):
             base = None if rebuild else self._open_base()
             known = {d.path: d for d in base.documents().values()} if base else {}
-            by_sha = {d.sha256: d for d in base.documents().values()} if base else {}
+            by_sha: dict[str, str] = {d.sha256: d.path for d in base.documents().values()} if base else {}
             remove: set[str] = set()
-            add: list[tuple[Document, tuple[str, ...], list[Chunk], np.ndarray]] = []
-            for i, f in enumerate(files):
+            todo: list[tuple[Path, str]] = []
+            t = time.perf_counter()
+            for f in files:
                 name = str(f)
-                if progress:
-                    progress(name, i, len(files))
-                t = time.perf_counter()
                 try:
                     sha = sha256_file(f)
                 except OSError as exc:
                     report.files.append(FileReport(name, "failed", f"cannot read file: {exc.strerror or exc}"))
                     continue
-                timings["hash"] += time.perf_counter() - t
                 old = known.get(name)
                 if old is not None and old.sha256 == sha:
                     report.files.append(FileReport(name, "unchanged", "", old.page_count, old.chunks))
                     continue
                 twin = by_sha.get(sha)
-                if twin is not None and twin.doc_id not in remove and twin.path != name:
-                    if Path(twin.abspath).exists():
-                        report.files.append(FileReport(name, "unchanged", f"same content as {twin.path}"))
+                if twin is not None and twin != name:
+                    twin_doc = known.get(twin)
+                    if twin_doc is None or Path(twin_doc.abspath).exists():
+                        report.files.append(FileReport(name, "unchanged", f"same content as {twin}"))
                         continue
-                    remove.add(twin.doc_id)  # the file moved: index it under its new path
-                try:
-                    doc, langs, chunks, vecs, parts = self._process(f, sha)
-                except IngestError as exc:
-                    log.info("%s", exc)
-                    report.files.append(FileReport(name, "failed", exc.reason))
-                    continue
-                for k, v in parts.items():
-                    timings[k] += v
+                    remove.add(twin_doc.doc_id)  # the file moved: index it under its new path
                 if old is not None:
                     remove.add(old.doc_id)
+                by_sha[sha] = name
+                todo.append((f, sha))
+            timings["hash"] = time.perf_counter() - t
+            add: list[tuple[Document, tuple[str, ...], list[Chunk], np.ndarray]] = []
+            for i, (f, result) in enumerate(self._parse_all(todo)):
+                if progress:
+                    progress(str(f), i, len(todo))
+                if isinstance(result, IngestError):
+                    log.info("%s", result)
+                    report.files.append(FileReport(str(f), "failed", result.reason))
+                    known_old = known.get(str(f))
+                    if known_old is not None:
+                        remove.discard(known_old.doc_id)  # keep the old version of a file that now fails
+                    continue
+                doc, langs, chunks, parts = result
+                for k, v in parts.items():
+                    timings[k] += v
+                t = time.perf_counter()
+                vecs = self.embedder.embed_passages([embedding_text(c) for c in chunks])
+                timings["embed"] += time.perf_counter() - t
                 add.append((doc, langs, chunks, vecs))
-                by_sha[sha] = _Pending(doc)  # type: ignore[assignment]
-                report.files.append(FileReport(name, "indexed", "", doc.page_count, len(chunks)))
+                report.files.append(FileReport(str(f), "indexed", "", doc.page_count, len(chunks)))
             if progress:
-                progress("", len(files), len(files))
+                progress("", len(todo), len(todo))
             if prune and base is not None:
                 for d in base.documents().values():
                     if not Path(d.abspath).exists() and d.doc_id not in remove:
@@ -163,48 +216,46 @@ class Indexer:
 
     def _open_base(self) -> Snapshot | None:
         base = self.store.open(expected_embedder=self.embedder.id)
-        if base is not None and (base.manifest.chunk_size, base.manifest.chunk_overlap) != (
-            self.settings.chunk_size, self.settings.chunk_overlap
-        ) and base.manifest.chunks:
-            from ingest.errors import IndexOpenError
-
+        m = base.manifest if base is not None else None
+        if m is not None and m.chunks and (m.chunk_size, m.chunk_overlap) != self.chunking:
             raise IndexOpenError(
-                f"{self.store.home}: index was built with chunk size {base.manifest.chunk_size}/overlap "
-                f"{base.manifest.chunk_overlap}; rebuild with 'arrival ingest --rebuild PATH...' to change it"
+                f"{self.store.home}: index was built with chunk size {m.chunk_size}/overlap {m.chunk_overlap}; "
+                "rebuild with 'arrival ingest --rebuild PATH...' to change it"
             )
         return base
 
-    def _process(self, f: Path, sha: str) -> tuple[Document, tuple[str, ...], list[Chunk], np.ndarray,
-                                                    dict[str, float]]:
-        t = time.perf_counter()
-        doc = self.loader.load(f, sha)
-        t_parse = time.perf_counter() - t
-        t = time.perf_counter()
-        chunks = self.chunker.split(doc)
-        if not chunks:
-            raise IngestError(str(f), "no extractable text: scanned? OCR is not enabled")
-        t_chunk = time.perf_counter() - t
-        t = time.perf_counter()
-        vecs = self.embedder.embed_passages([embedding_text(c) for c in chunks])
-        t_embed = time.perf_counter() - t
-        return doc, document_languages(chunks), chunks, vecs, {"parse": t_parse, "chunk": t_chunk,
-                                                                "embed": t_embed}
+    def _parse_all(self, todo: list[tuple[Path, str]]) -> Iterator[tuple[Path, Parsed | IngestError]]:
+        """Parse files in worker processes (in order), so parsing overlaps embedding in the caller.
 
-
-@dataclass
-class _Pending:
-    """A document added in this run, standing in for a DocInfo in the duplicate check."""
-
-    doc: Document
-
-    @property
-    def doc_id(self) -> str:
-        return self.doc.doc_id
-
-    @property
-    def path(self) -> str:
-        return self.doc.path
-
-    @property
-    def abspath(self) -> str:
-        return str(Path(self.doc.path).resolve())
+        A worker that dies (a parser crash on a hostile file) fails that file only: the pool is rebuilt
+        for the files after it.
+        """
+        workers = self.settings.workers or (os.cpu_count() or 1)
+        if workers <= 1 or len(todo) < 2:
+            for f, sha in todo:
+                try:
+                    yield f, _safe_parse(f, sha, self.limits, self.chunking)
+                except IngestError as exc:
+                    yield f, exc
+            return
+        pending = list(todo)
+        while pending:
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(self.settings.worker_memory_mb,)) as pool:
+                futures = [pool.submit(_safe_parse, f, sha, self.limits, self.chunking) for f, sha in pending]
+                done = 0
+                try:
+                    for (f, _), fut in zip(pending, futures, strict=True):
+                        try:
+                            yield f, fut.result()
+                        except IngestError as exc:
+                            yield f, exc
+                        done += 1
+                except BrokenProcessPool:
+                    f = pending[done][0]
+                    yield f, IngestError(str(f), "the PDF parser crashed on this file")
+                    done += 1
+                    for fut in futures:
+                        fut.cancel()
+                pending = pending[done:]

@@ -15,6 +15,9 @@ class IngestError(ArrivalError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, str]]:  # survives a trip through a worker
+        return (IngestError, (self.path, self.reason))
+
 
 class IndexBuildError(ArrivalError):
     """The index could not be written."""

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     cache: Path = Field(default_factory=_default_cache, description="Model cache (ARRIVAL_CACHE)")
     model: str = Field(default="use-m3", description="Embedder: use-m3 | st:<name-or-path> | hash:<dim>")
     threads: int = Field(default=0, ge=0, description="Intra-op threads for the embedder; 0 = all cores")
+    workers: int = Field(default=0, ge=0, le=64, description="PDF parsing processes; 0 = one per core")
+    worker_memory_mb: int = Field(default=4096, ge=256, description="Memory cap of one parsing process")
     batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_size: int = Field(default=800, ge=100, le=20000, description="Characters per chunk")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks")
