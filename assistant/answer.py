@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from ingest.clean import normalize_for_match
 
-from assistant.sentences import split_sentences
+from ingest.sentences import split_sentences
 from index.retrieve import Filters, Retriever
 from ingest.lang import detect_query
 from ingest.types import Answer, Citation, Hit

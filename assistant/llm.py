@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer import REFUSAL, Assistant, Candidate
-from assistant.sentences import split_sentences
+from ingest.sentences import split_sentences
 from index.retrieve import Filters
 from ingest.errors import ModelError
 from ingest.lang import detect_query

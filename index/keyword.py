@@ -34,7 +34,7 @@ def _bm25s():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=16)
-def _stopwords(lang: str) -> frozenset[str]:
+def stopwords(lang: str) -> frozenset[str]:
     sw = _bm25s().stopwords
 
     table = {"en": sw.STOPWORDS_EN_PLUS, "fr": sw.STOPWORDS_FRENCH, "es": sw.STOPWORDS_SPANISH,
@@ -53,7 +53,7 @@ def _stemmer(lang: str):  # type: ignore[no-untyped-def]
 def analyze(text: str, lang: str) -> list[str]:
     """Tokens for BM25: elision removed, folded, stop words dropped, stemmed in the text's language."""
     words = _TOKEN.findall(fold(_ELISION.sub(" ", text)))
-    stop = _stopwords(lang)
+    stop = stopwords(lang)
     kept = [w for w in words if w not in stop and (len(w) > 1 or w.isdigit())]
     return list(_stemmer(lang).stemWords(kept))
 
@@ -90,6 +90,16 @@ class KeywordIndex:
         bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=False, allow_pickle=False,
                                show_progress=False)
         return cls(bm25, size)
+
+    def scores(self, query: str, lang: str) -> np.ndarray:
+        """BM25 score of every chunk row for the query analysed in `lang` (zeros when nothing matches)."""
+        if self._bm25 is None:
+            return np.zeros(self.size, dtype=np.float32)
+        vocab = self._bm25.vocab_dict  # type: ignore[attr-defined]
+        tokens = [t for t in dict.fromkeys(analyze(query, lang)) if t in vocab]
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)  # type: ignore[attr-defined]
 
     def search(self, query: str, langs: tuple[str, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n (rows, scores) for the query analysed in each of `langs` (tokens merged)."""

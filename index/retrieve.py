@@ -34,8 +34,18 @@ class Filters:
 
 @dataclass(frozen=True)
 class FusionWeights:
-    same_lang: float = 0.3
+    """Hybrid score = dense cosine + weighted keyword evidence (each channel scaled to [0, 1] per query).
+
+    same_lang: BM25 of the query on chunks in the query's language; translated: BM25 of the query mapped
+    through the corpus lexicon, on chunks in the other language; cross_lang: BM25 of the untranslated query
+    on other-language chunks (names, cognates); question_penalty: taken off passages made mostly of questions
+    (lists of guiding questions look like every question). Defaults chosen with `arrival eval` (README).
+    """
+
+    same_lang: float = 0.2
+    translated: float = 0.3
     cross_lang: float = 0.1
+    question_penalty: float = 0.1
     per_doc_cap: int = 0
 
 
@@ -51,14 +61,15 @@ class Retriever:
         self._snap: Snapshot | None = None
         self._pointer: str | None = None
         self._lock = threading.Lock()
-        self._cols: tuple[np.ndarray, np.ndarray] | None = None
+        self._cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
         from index.embed import load_embedder
 
         emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
-        weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_cross, settings.per_doc_cap)
+        weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
+                                settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap)
         return cls(settings.home, emb, settings.candidates, weights)
 
     def snapshot(self) -> Snapshot:
@@ -73,14 +84,14 @@ class Retriever:
                 if snap is None:
                     raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
                 self._snap, self._pointer = snap, pointer
-                self._cols = (snap.all_langs(), snap.all_doc_ids())
+                self._cols = (snap.all_langs(), snap.all_doc_ids(), question_lists(snap))
             return self._snap
 
     def _allowed(self, snap: Snapshot, filters: Filters) -> np.ndarray | None:
         if not filters:
             return None
         assert self._cols is not None
-        langs, doc_ids = self._cols
+        langs, doc_ids, _ = self._cols
         mask = np.ones(len(langs), dtype=bool)
         if filters.langs:
             mask &= np.isin(langs, list(filters.langs))
@@ -104,43 +115,64 @@ class Retriever:
         qlang = query_lang or detect_query(query)
         mask = self._allowed(snap, filters or Filters())
         n = max(self.candidates, k)
-        scores: dict[int, dict[str, float]] = {}
-        if mode in ("dense", "hybrid"):
-            qvec = self.embedder.embed_queries([query])[0]
-            for r, s in zip(*self._dense(snap, qvec, n, mask), strict=True):
-                scores.setdefault(int(r), {})["dense"] = float(s)
-        if mode in ("bm25", "hybrid"):
+        if mode == "bm25":
             rows, bm = snap.keyword.search(query, (qlang,), n if mask is None else snap.keyword.size)
             if mask is not None:
                 keep = mask[rows]
                 rows, bm = rows[keep][:n], bm[keep][:n]
-            top = float(bm[0]) if len(bm) else 1.0
-            for r, s in zip(rows, bm, strict=True):
-                scores.setdefault(int(r), {})["bm25"] = float(s)
-                scores[int(r)]["bm25_norm"] = float(s) / top if top > 0 else 0.0
-        if not scores:
-            return []
-        rows_all = list(scores)
-        if mode == "hybrid":
-            missing = [r for r in rows_all if "dense" not in scores[r]]
-            if missing:
-                sims = np.asarray(snap.vectors[np.asarray(missing)], dtype=np.float32) @ qvec
-                for r, s in zip(missing, sims, strict=True):
-                    scores[r]["dense"] = float(s)
-            langs = self._cols[0] if self._cols is not None else None
-            for r in rows_all:
-                same = langs is not None and langs[r] == qlang
-                w = self.weights.same_lang if same else self.weights.cross_lang
-                scores[r]["hybrid"] = scores[r]["dense"] + w * scores[r].get("bm25_norm", 0.0)
-        key = {"dense": "dense", "bm25": "bm25", "hybrid": "hybrid"}[mode]
-        ranked = sorted(rows_all, key=lambda r: -scores[r][key])
-        ranked = self._cap_per_doc(ranked, k)
-        chunk_rows = snap.chunks(ranked)
+            return self._hits(snap, [int(r) for r in rows[:k]], [{"bm25": float(b)} for b in bm[:k]], "bm25")
+        qvec = self.embedder.embed_queries([query])[0]
+        rows, sims = self._dense(snap, qvec, n, mask)
+        if mode == "dense":
+            return self._hits(snap, [int(r) for r in rows[:k]], [{"dense": float(x)} for x in sims[:k]], "dense")
+        channels = self._keyword_channels(snap, query, qlang, mask)
+        w = self.weights
+        keyword = (w.same_lang * channels["same"] + w.translated * channels["translated"]
+                   + w.cross_lang * channels["cross"])
+        top_kw = np.argsort(-keyword, kind="stable")[:n]
+        cand = np.union1d(rows, top_kw[keyword[top_kw] > 0])
+        dense = np.asarray(snap.vectors[cand], dtype=np.float32) @ qvec
+        assert self._cols is not None
+        fused = dense + keyword[cand] - w.question_penalty * self._cols[2][cand]
+        order = np.argsort(-fused, kind="stable")
+        ranked = self._cap_per_doc([int(cand[i]) for i in order], k)
+        pos = {int(c): i for i, c in enumerate(cand)}
+        scores = [{"hybrid": float(fused[pos[r]]), "dense": float(dense[pos[r]]),
+                   **{name: float(ch[r]) for name, ch in channels.items()}} for r in ranked]
+        return self._hits(snap, ranked, scores, "hybrid")
+
+    def _keyword_channels(self, snap: Snapshot, query: str, qlang: str, mask: np.ndarray | None
+                          ) -> dict[str, np.ndarray]:
+        """Per-chunk keyword evidence, each channel divided by its maximum for this query."""
+        assert self._cols is not None
+        langs = self._cols[0]
+        same_lang = langs == qlang
+        same = snap.keyword.scores(query, qlang) * same_lang
+        translated = np.zeros(len(langs), dtype=np.float32)
+        cross = np.zeros(len(langs), dtype=np.float32)
+        for other in snap.lexicon.languages:
+            if other == qlang:
+                continue
+            in_other = langs == other
+            text = snap.lexicon.translate(query, qlang, other, self.embedder)
+            if text:
+                translated += snap.keyword.scores(text, other) * in_other
+            cross += snap.keyword.scores(query, other) * in_other
+        out = {"same": same, "translated": translated, "cross": cross}
+        for name, values in out.items():
+            if mask is not None:
+                values *= mask
+            top = float(values.max()) if len(values) else 0.0
+            out[name] = values / top if top > 0 else values
+        return out
+
+    def _hits(self, snap: Snapshot, rows: list[int], scores: list[dict[str, float]], key: str) -> list[Hit]:
+        by_row = {r: sc for r, sc in zip(rows, scores, strict=True)}
         return [
-            Hit(rank=i + 1, score=scores[c.row][key], chunk_id=c.chunk_id, text=c.text, source=c.source,
+            Hit(rank=i + 1, score=by_row[c.row][key], chunk_id=c.chunk_id, text=c.text, source=c.source,
                 title=c.title, page=c.page, page_end=c.page_end, lang=c.lang, heading=c.heading,
-                doc_id=c.doc_id, scores=scores[c.row])
-            for i, c in enumerate(chunk_rows)
+                doc_id=c.doc_id, scores=by_row[c.row])
+            for i, c in enumerate(snap.chunks(rows))
         ]
 
     def _cap_per_doc(self, ranked: list[int], k: int) -> list[int]:
@@ -169,3 +201,14 @@ class Retriever:
         sims = np.asarray(snap.vectors[allowed], dtype=np.float32) @ qvec
         top = np.argsort(-sims, kind="stable")[:n]
         return allowed[top], sims[top]
+
+
+def question_lists(snap: Snapshot) -> np.ndarray:
+    """1.0 for chunks whose sentences are mostly questions (guiding-question lists), else 0.0."""
+    from ingest.sentences import split_sentences
+
+    out = []
+    for (text,) in snap.db.execute("SELECT text FROM chunks ORDER BY row"):
+        n = max(1, len(split_sentences(text, min_chars=15)))
+        out.append(1.0 if text.count("?") / n > 0.5 else 0.0)
+    return np.asarray(out, dtype=np.float32)

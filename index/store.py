@@ -8,6 +8,7 @@ Layout under the index home::
         vectors.npy    float32 unit vectors, one row per chunk
         faiss.index    FAISS index over vectors.npy
         keyword/       bm25s arrays and vocabulary (JSON + .npy, loaded without pickle)
+        lexicon/       the corpus's bilingual word table (words JSON + word vectors .npy)
         manifest.json  the recipe: embedder, dimension, chunker settings, counts, format version
     ingest.lock        held (flock) by the one process writing
 
@@ -22,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -32,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from index.embed import Embedder
 from index.keyword import KeywordIndex
+from index.lexicon import Lexicon, build_lexicon
 from index.vectors import build_vector_index, index_kind
 from ingest.errors import IndexBuildError, IndexOpenError, LockedError
 from ingest.types import Chunk, Document
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
+_GEN_NAME = re.compile(r"gen-[0-9]+")
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -160,7 +165,7 @@ class Snapshot:
             raise IndexOpenError(f"{db_path}: damaged SQLite database ({exc}); {REBUILD_HINT}") from None
         try:
             self.vectors = np.load(gen_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: a 0-byte .npy
             raise IndexOpenError(f"{gen_dir / 'vectors.npy'}: unreadable ({exc}); {REBUILD_HINT}") from None
         faiss_path = gen_dir / "faiss.index"
         try:
@@ -170,9 +175,13 @@ class Snapshot:
             raise IndexOpenError(f"{faiss_path}: corrupt FAISS index ({first[:120]}); {REBUILD_HINT}") from None
         try:
             self.keyword = KeywordIndex.load(gen_dir / "keyword")
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError) as exc:
             raise IndexOpenError(f"{gen_dir / 'keyword'}: unreadable keyword index ({exc}); "
                                  f"{REBUILD_HINT}") from None
+        try:
+            self.lexicon = Lexicon.load(gen_dir / "lexicon")
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise IndexOpenError(f"{gen_dir / 'lexicon'}: unreadable ({exc}); {REBUILD_HINT}") from None
         counts = {"manifest": m.chunks, "sqlite": n_chunks, "faiss": self.faiss.ntotal,
                   "vectors": len(self.vectors), "keyword": self.keyword.size}
         if len(set(counts.values())) != 1:
@@ -257,13 +266,28 @@ class IndexStore:
     def current_file(self) -> Path:
         return self.home / "CURRENT"
 
-    def current(self) -> Path | None:
+    def pointer(self) -> str | None:
+        """The live generation's name as CURRENT says ("gen-000007"); None when there is no index yet.
+
+        Anything else in CURRENT (binary garbage, a path, an empty file) is an IndexOpenError, never a
+        UnicodeDecodeError or a path outside the home.
+        """
         try:
-            name = self.current_file.read_text().strip()
+            raw = self.current_file.read_bytes()
         except FileNotFoundError:
             return None
-        if not name.startswith("gen-") or "/" in name:
+        except OSError as exc:
+            raise IndexOpenError(f"{self.current_file}: unreadable pointer file ({exc.strerror or exc}); "
+                                 f"{REBUILD_HINT}") from None
+        name = raw.decode("ascii", errors="replace").strip()
+        if not _GEN_NAME.fullmatch(name):
             raise IndexOpenError(f"{self.current_file}: damaged pointer file; {REBUILD_HINT}")
+        return name
+
+    def current(self) -> Path | None:
+        name = self.pointer()
+        if name is None:
+            return None
         gen = self.home / name
         if not gen.is_dir():
             raise IndexOpenError(f"{gen}: live index folder is missing; {REBUILD_HINT}")
@@ -312,12 +336,12 @@ class IndexStore:
         base: Snapshot | None,
         remove: set[str],
         add: list[tuple[Document, tuple[str, ...], list[Chunk], np.ndarray]],
-        embedder: str,
-        dim: int,
+        embedder: Embedder,
         chunk_size: int,
         chunk_overlap: int,
     ) -> Path:
         """Write base minus `remove` (doc ids) plus `add` as a new generation and make it live."""
+        dim = embedder.dim
         name = self._next_gen_name()
         tmp = self.home / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -382,7 +406,9 @@ class IndexStore:
             kind = index_kind(len(vectors))
             faiss.write_index(build_vector_index(vectors.reshape(-1, dim), kind), str(tmp / "faiss.index"))
             KeywordIndex.build(texts, langs).save(tmp / "keyword")
-            Manifest(FORMAT_VERSION, embedder, dim, True, chunk_size, chunk_overlap, kind, n_docs, row,
+            previous = base.lexicon if base is not None else None
+            build_lexicon(texts, langs, embedder, previous).save(tmp / "lexicon")
+            Manifest(FORMAT_VERSION, embedder.id, dim, True, chunk_size, chunk_overlap, kind, n_docs, row,
                      time.time()).write(tmp / "manifest.json")
             for p in tmp.rglob("*"):
                 if p.is_file():
@@ -403,6 +429,17 @@ class IndexStore:
             raise
         self.collect_garbage(keep=final)
         return final
+
+    def remove_temporaries(self) -> None:
+        """Delete what a killed writer left half-written (call with the lock held)."""
+        if not self.home.is_dir():
+            return
+        for p in self.home.iterdir():
+            if p.name.startswith(".gen-") and p.name.endswith(".tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.name == ".CURRENT.tmp":
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
     def collect_garbage(self, keep: Path) -> None:
         """Remove generations other than `keep` and temporaries left by killed writers."""

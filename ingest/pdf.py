@@ -14,6 +14,7 @@ from ingest.types import Document, Page
 log = logging.getLogger(__name__)
 
 NO_TEXT = "no extractable text: scanned? OCR is not enabled"
+TOO_BIG_STREAM = "refused: a compressed stream inflates past the {limit} decompression limit (zip bomb?)"
 _BAD_TITLES = re.compile(r"^(untitled|document\d*|microsoft word\b.*|.*\.(docx?|indd|pdf)|title)$", re.I)
 
 
@@ -23,6 +24,27 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _inflate_limit() -> str:
+    """pypdf's cap on the output of one FlateDecode stream, for the refusal message."""
+    try:
+        from pypdf import get_configuration  # newer pypdf; older ones keep module constants
+
+        limit = int(get_configuration().zlib_maximum_output_length)
+    except (ImportError, AttributeError):
+        from pypdf import filters
+
+        limit = int(getattr(filters, "ZLIB_MAX_OUTPUT_LENGTH", 0))
+    return f"{limit / 1e6:.0f} MB" if limit else "pypdf"
+
+
+def _limit_reason(exc: Exception) -> str:
+    """The reason for a file that trips one of pypdf's resource limits."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if "decompress" in text.lower():
+        return TOO_BIG_STREAM.format(limit=_inflate_limit())
+    return f"refused: a pypdf safety limit was reached ({text[:160] or type(exc).__name__})"
 
 
 class PdfLoader:
@@ -51,7 +73,7 @@ class PdfLoader:
 
     def load(self, path: Path, sha256: str | None = None) -> Document:
         from pypdf import PdfReader
-        from pypdf.errors import PyPdfError
+        from pypdf.errors import LimitReachedError, PyPdfError
 
         name = str(path)
         self.check(path)
@@ -72,6 +94,8 @@ class PdfLoader:
             meta_title = self._meta_title(reader)
         except IngestError:
             raise
+        except LimitReachedError as exc:
+            raise IngestError(name, _limit_reason(exc)) from None
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise IngestError(name, f"cannot read PDF: {reason[:200]}") from None
@@ -90,8 +114,12 @@ class PdfLoader:
         )
 
     def _page_text(self, reader: object, i: int, name: str) -> str:
+        from pypdf.errors import LimitReachedError
+
         try:
             text = reader.pages[i].extract_text() or ""  # type: ignore[attr-defined]
+        except (LimitReachedError, MemoryError):
+            raise  # a decompression bomb refuses the whole file (it is not "a page without text")
         except Exception as exc:  # one unreadable page must not lose the rest of the document
             log.warning("%s: page %d: text extraction failed: %s", name, i + 1, exc)
             return ""

@@ -43,8 +43,13 @@ class Settings(BaseSettings):
     k: int = Field(default=5, ge=1, le=200, description="Passages returned")
     candidates: int = Field(default=100, ge=10, le=5000, description="Candidates per retriever before fusion")
     retriever: str = Field(default="hybrid", pattern="^(bm25|dense|hybrid)$")
-    keyword_weight_same: float = Field(default=0.3, ge=0, le=5, description="BM25 weight, same-language chunks")
-    keyword_weight_cross: float = Field(default=0.1, ge=0, le=5, description="BM25 weight, other-language chunks")
+    keyword_weight_same: float = Field(default=0.2, ge=0, le=5, description="BM25 weight, same-language chunks")
+    keyword_weight_translated: float = Field(
+        default=0.3, ge=0, le=5, description="BM25 weight of the query translated through the corpus lexicon")
+    keyword_weight_cross: float = Field(
+        default=0.1, ge=0, le=5, description="BM25 weight of the untranslated query on other-language chunks")
+    question_list_penalty: float = Field(
+        default=0.1, ge=0, le=1, description="Score taken off passages made mostly of questions")
     per_doc_cap: int = Field(default=0, ge=0, description="Most passages from one document in a result (0 = no cap)")
     max_pdf_mb: int = Field(default=200, ge=1, description="Largest PDF accepted")
     max_pages: int = Field(default=5000, ge=1, description="Most pages read from one PDF")
