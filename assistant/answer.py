@@ -9,15 +9,17 @@ evidence is too weak, the answer says so in the question's language and shows th
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from ingest.clean import normalize_for_match
 
-from ingest.sentences import split_sentences
+from index.keyword import fold, stopwords
 from index.retrieve import Filters, Retriever
+from ingest.clean import normalize_for_match
 from ingest.lang import detect_query
+from ingest.sentences import split_sentences
 from ingest.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -30,14 +32,36 @@ INTRO = {"fr": "D'après les documents :", "en": "According to the documents:"}
 OTHER_LANG = {"fr": {"en": " (en anglais)"}, "en": {"fr": " (in French)"}}
 
 
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def named_terms(question: str) -> list[str]:
+    """Capitalised words after the first word, acronyms and years: the names a question hinges on."""
+    out = []
+    for i, tok in enumerate(_TOKEN.findall(question)):
+        if re.fullmatch(r"(?:19|20)\d\d", tok) or (i > 0 and tok[0].isupper() and len(tok) >= 3):
+            folded = fold(tok)
+            if folded not in stopwords("en") and folded not in stopwords("fr"):
+                out.append(tok)
+    return out
+
+
+def answer_like(sentence: str) -> bool:
+    """Sentences worth quoting as an answer: not questions (guiding-question lists are common in policy
+    guidance), not headings or list lead-ins ending with a colon, at least eight words."""
+    s = sentence.rstrip()
+    return not s.endswith(("?", ":")) and "?" not in s[-3:] and len(s.split()) >= 8
+
+
 @dataclass(frozen=True)
 class AnswerSettings:
     passages: int = 8  # passages searched for sentences
-    max_sentences: int = 4
-    min_score: float = 0.30  # dense similarity of the best passage below which we refuse (calibrated by eval)
-    relative_floor: float = 0.12  # keep sentences within this of the best sentence score
+    max_sentences: int = 5
+    min_score: float = 0.30  # dense similarity of the best passage below which we refuse (calibrated, README)
+    relative_floor: float = 0.2  # keep sentences within this of the best sentence score
     duplicate_cos: float = 0.88
-    same_doc_penalty: float = 0.03
+    same_doc_penalty: float = 0.06
+    per_doc: int = 2  # sentences from one document before others get a turn
 
 
 @dataclass(frozen=True)
@@ -71,8 +95,7 @@ class Assistant:
         hits = self.retriever.search(question, k=max(k, self.settings.passages), filters=filters,
                                      query_lang=lang) if question else []
         shown = tuple(hits[:k])
-        best = max((h.scores.get("dense", h.score) for h in hits), default=0.0)
-        if not hits or best < self.settings.min_score:
+        if self.should_refuse(question, hits):
             yield REFUSAL[lang]
             yield Answer(question, REFUSAL[lang], lang, True, (), shown)
             return
@@ -96,11 +119,19 @@ class Assistant:
         text = INTRO[lang] + "\n\n" + "\n".join(lines)
         yield Answer(question, text, lang, False, tuple(citations), shown)
 
+    def should_refuse(self, question: str, hits: list[Hit]) -> bool:
+        """Too little evidence: the best passage is far from the question, or the question names something
+        (a place, an organisation, a year) that occurs nowhere in the indexed documents."""
+        best = max((h.scores.get("dense", h.score) for h in hits), default=0.0)
+        if not hits or best < self.settings.min_score:
+            return True
+        return any(not self.retriever.knows(name) for name in named_terms(question))
+
     # -- internals ------------------------------------------------------------------------------------
     def _select(self, question: str, hits: list[Hit]) -> list[Candidate]:
         s = self.settings
         embedder = self.retriever.embedder
-        spans = [(h, a, b) for h in hits for a, b in split_sentences(h.text)]
+        spans = [(h, a, b) for h in hits for a, b in split_sentences(h.text) if answer_like(h.text[a:b])]
         if not spans:
             return []
         texts = [h.text[a:b] for h, a, b in spans]
@@ -114,20 +145,28 @@ class Assistant:
         best = scores[int(order[0])]
         chosen: list[int] = []
         docs: dict[str, int] = {}
-        for i in order:
-            i = int(i)
-            h = spans[i][0]
-            adjusted = scores[i] - s.same_doc_penalty * docs.get(h.doc_id, 0)
-            if adjusted < best - s.relative_floor:
+
+        def fresh(i: int) -> bool:
+            return not any(float(svecs[i] @ svecs[j]) > s.duplicate_cos
+                           or normalize_for_match(texts[i]) == normalize_for_match(texts[j]) for j in chosen)
+
+        deferred: list[int] = []
+        for i in [int(x) for x in order]:
+            doc = spans[i][0].doc_id
+            if scores[i] - s.same_doc_penalty * docs.get(doc, 0) < best - s.relative_floor or not fresh(i):
                 continue
-            if any(float(svecs[i] @ svecs[j]) > s.duplicate_cos for j in chosen):
-                continue
-            if any(normalize_for_match(texts[i]) == normalize_for_match(texts[j]) for j in chosen):
+            if docs.get(doc, 0) >= s.per_doc:  # let other documents have a turn first
+                deferred.append(i)
                 continue
             chosen.append(i)
-            docs[h.doc_id] = docs.get(h.doc_id, 0) + 1
+            docs[doc] = docs.get(doc, 0) + 1
             if len(chosen) == s.max_sentences:
                 break
+        for i in deferred:  # then fill up from the best-covered documents
+            if len(chosen) >= min(3, s.max_sentences):
+                break
+            if fresh(i):
+                chosen.append(i)
         return [Candidate(spans[i][0], spans[i][1], spans[i][2], texts[i], scores[i]) for i in chosen]
 
     def cite(self, n: int, cand: Candidate) -> Citation | None:

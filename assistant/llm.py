@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer import REFUSAL, Assistant, Candidate
-from ingest.sentences import split_sentences
 from index.retrieve import Filters
 from ingest.errors import ModelError
 from ingest.lang import detect_query
+from ingest.sentences import split_sentences
 from ingest.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ class LlmAssistant:
         lang = lang if lang in REFUSAL else "en"
         hits = self.base.retriever.search(question, k=max(k, self.passages), filters=filters, query_lang=lang)
         hits = hits[: max(k, self.passages)]
-        best = max((h.scores.get("dense", h.score) for h in hits), default=0.0)
-        if not hits or best < self.base.settings.min_score:
+        if self.base.should_refuse(question, hits):
             yield REFUSAL[lang]
             yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm")
             return

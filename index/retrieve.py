@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from index.embed import Embedder
+from index.keyword import fold
 from index.store import IndexStore, Snapshot
 from index.vectors import search_vectors
 from ingest.errors import IndexOpenError
@@ -21,6 +23,8 @@ from ingest.types import Hit
 log = logging.getLogger(__name__)
 
 MODES = ("bm25", "dense", "hybrid")
+KNOWN_NAME_COS = 0.75
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Retriever:
         self._pointer: str | None = None
         self._lock = threading.Lock()
         self._cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._surface: tuple[frozenset[str], frozenset[str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
@@ -85,7 +90,29 @@ class Retriever:
                     raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
                 self._snap, self._pointer = snap, pointer
                 self._cols = (snap.all_langs(), snap.all_doc_ids(), question_lists(snap))
+                self._surface = None
             return self._snap
+
+    def knows(self, term: str) -> bool:
+        """Whether a name occurs in the indexed text: as a word, by its first five letters (Vienne/Vienna,
+        Taiwanese/Taiwan), or as a close neighbour of a corpus word in embedding space (Norwegian/Norway)."""
+        snap = self.snapshot()
+        with self._lock:
+            if self._surface is None:
+                found = {fold(w) for (text,) in snap.db.execute("SELECT text FROM chunks") for w in _WORD.findall(text)}
+                self._surface = (frozenset(found), frozenset(w[:5] for w in found if len(w) >= 5))
+            words, prefixes = self._surface
+        folded = fold(term)
+        if folded in words or (len(folded) >= 5 and folded[:5] in prefixes):
+            return True
+        if folded.isdigit():  # years glued to note markers ("2050i")
+            return any(w.startswith(folded) for w in words)
+        lex = snap.lexicon
+        if not lex.languages:
+            return False
+        vec = self.embedder.embed_passages([term])[0]
+        return any(len(lex.vectors[lang]) and float((lex.vectors[lang] @ vec).max()) >= KNOWN_NAME_COS
+                   for lang in lex.languages)
 
     def _allowed(self, snap: Snapshot, filters: Filters) -> np.ndarray | None:
         if not filters:

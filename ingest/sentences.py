@@ -11,6 +11,9 @@ _ABBREV = re.compile(r"(?:\b(?:M|Mme|Dr|St|p|pp|no|n°|art|e\.g|i\.e|cf|etc|vol|
                      r"\b[A-Z]\.)$")
 
 
+_BULLETS = "-•▪●–—*·"
+
+
 def split_sentences(text: str, min_chars: int = 25, max_chars: int = 600) -> list[tuple[int, int]]:
     """(start, end) spans of sentences in `text`, stripped of surrounding whitespace."""
     spans: list[tuple[int, int]] = []
@@ -24,7 +27,7 @@ def split_sentences(text: str, min_chars: int = 25, max_chars: int = 600) -> lis
     spans.append((start, len(text)))
     out: list[tuple[int, int]] = []
     for s, e in spans:
-        while s < e and text[s].isspace():
+        while s < e and (text[s].isspace() or text[s] in _BULLETS):
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
