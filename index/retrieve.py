@@ -46,7 +46,7 @@ class FusionWeights:
     (lists of guiding questions look like every question). Defaults chosen with `arrival eval` (README).
     """
 
-    same_lang: float = 0.2
+    same_lang: float = 0.3
     translated: float = 0.3
     cross_lang: float = 0.1
     question_penalty: float = 0.1
@@ -170,7 +170,7 @@ class Retriever:
 
     def _keyword_channels(self, snap: Snapshot, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
-        """Per-chunk keyword evidence, each channel divided by its maximum for this query."""
+        """Per-chunk keyword evidence in [0, 1]: same-language, translated, and untranslated cross-language."""
         assert self._cols is not None
         langs = self._cols[0]
         same_lang = langs == qlang
@@ -185,13 +185,15 @@ class Retriever:
             if text:
                 translated += snap.keyword.scores(text, other) * in_other
             cross += snap.keyword.scores(query, other) * in_other
-        out = {"same": same, "translated": translated, "cross": cross}
-        for name, values in out.items():
-            if mask is not None:
+        channels = {"same": same, "translated": translated, "cross": cross}
+        if mask is not None:
+            for values in channels.values():
                 values *= mask
-            top = float(values.max()) if len(values) else 0.0
-            out[name] = values / top if top > 0 else values
-        return out
+        # Direct and translated matches share one scale, so a noisy translation match cannot outrank a
+        # passage that matches the question's own words; untranslated cross-language matches have their own.
+        joint = max(float(same.max(initial=0.0)), float(translated.max(initial=0.0)))
+        top = {"same": joint, "translated": joint, "cross": float(cross.max(initial=0.0))}
+        return {name: values / top[name] if top[name] > 0 else values for name, values in channels.items()}
 
     def _hits(self, snap: Snapshot, rows: list[int], scores: list[dict[str, float]], key: str) -> list[Hit]:
         by_row = {r: sc for r, sc in zip(rows, scores, strict=True)}

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     k: int = Field(default=5, ge=1, le=200, description="Passages returned")
     candidates: int = Field(default=100, ge=10, le=5000, description="Candidates per retriever before fusion")
     retriever: str = Field(default="hybrid", pattern="^(bm25|dense|hybrid)$")
-    keyword_weight_same: float = Field(default=0.2, ge=0, le=5, description="BM25 weight, same-language chunks")
+    keyword_weight_same: float = Field(default=0.3, ge=0, le=5, description="BM25 weight, same-language chunks")
     keyword_weight_translated: float = Field(
         default=0.3, ge=0, le=5, description="BM25 weight of the query translated through the corpus lexicon")
     keyword_weight_cross: float = Field(
