@@ -58,6 +58,7 @@ class AnswerSettings:
     passages: int = 8  # passages searched for sentences
     max_sentences: int = 5
     min_score: float = 0.30  # dense similarity of the best passage below which we refuse (calibrated, README)
+    sure_score: float = 0.45  # above this the named-term check is skipped
     relative_floor: float = 0.2  # keep sentences within this of the best sentence score
     duplicate_cos: float = 0.88
     same_doc_penalty: float = 0.06
@@ -125,6 +126,8 @@ class Assistant:
         best = max((h.scores.get("dense", h.score) for h in hits), default=0.0)
         if not hits or best < self.settings.min_score:
             return True
+        if best >= self.settings.sure_score:  # strong evidence outweighs a name we cannot place ("Spanish")
+            return False
         return any(not self.retriever.knows(name) for name in named_terms(question))
 
     # -- internals ------------------------------------------------------------------------------------

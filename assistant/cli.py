@@ -1,0 +1,261 @@
+"""The `arrival` command line: a thin dispatcher over the library. Errors become one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ArrivalError, SettingsError
+from ingest.settings import Settings, load_settings
+
+log = logging.getLogger("arrival")
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        home=getattr(args, "home", None), model=getattr(args, "model", None), threads=getattr(args, "threads", None),
+        k=getattr(args, "k", None), retriever=getattr(args, "retriever_default", None),
+    )
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from index.build import Indexer
+    from index.embed import load_embedder
+
+    s = _settings(args)
+    embedder = load_embedder(s.model, s.cache, s.threads, s.batch_size)
+    bar = _progress_bar(args, "ingest", unit="file")
+    report = Indexer(s, embedder).ingest([Path(p) for p in args.paths], prune=args.prune, rebuild=args.rebuild,
+                                         wait=args.wait, progress=bar)
+    if args.json:
+        _emit(report.to_json())
+    else:
+        for f in report.files:
+            extra = f" ({f.reason})" if f.reason else ""
+            counts = f" {f.pages} pages, {f.chunks} chunks" if f.status == "indexed" else ""
+            sys.stdout.write(f"{f.status:9} {f.path}{counts}{extra}\n")
+        data = report.to_json()
+        n = {st: sum(1 for f in report.files if f.status == st) for st in ("indexed", "unchanged", "failed")}
+        sys.stdout.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['failed']} failed "
+                         f"in {data['seconds']} s ({data['pages_per_s']} pages/s)\n")
+    for f in report.failed:
+        sys.stderr.write(f"arrival: {f.path}: {f.reason}\n")
+    return 1 if report.failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from index.retrieve import Filters, Retriever
+
+    s = _settings(args)
+    hits = Retriever.from_settings(s).search(
+        args.query, k=s.k, mode=args.retriever or s.retriever,
+        filters=Filters(tuple(args.lang or ()), tuple(args.doc or ())),
+    )
+    if args.json:
+        _emit([h.to_json() for h in hits])
+    else:
+        for h in hits:
+            text = " ".join(h.text.split())
+            sys.stdout.write(f"{h.rank:>2}. [{h.score:.3f}] {h.source} p.{h.page} ({h.lang})\n    {text[:300]}\n")
+        if not hits:
+            sys.stdout.write("no results\n")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.llm import make_assistant
+    from index.retrieve import Filters, Retriever
+
+    s = _settings(args)
+    assistant = make_assistant(s, Retriever.from_settings(s), args.mode)
+    filters = Filters(tuple(args.lang or ()), tuple(args.doc or ()))
+    if args.json:
+        _emit(assistant.ask(args.question, k=s.k, filters=filters).to_json())
+        return 0
+    from ingest.types import Answer
+
+    answer = None
+    for part in assistant.stream(args.question, k=s.k, filters=filters):
+        if isinstance(part, Answer):
+            answer = part
+        else:
+            sys.stdout.write(part)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    if answer is not None:
+        if answer.mode == "llm":  # the checked text can differ from the stream (invented keys removed)
+            sys.stdout.write(f"\n{answer.answer}\n")
+        sys.stdout.write("\n")
+        for c in answer.citations:
+            sys.stdout.write(f"[{c.n}] {c.title} — {c.source}, p. {c.page}\n    « {c.quote} »\n")
+        if answer.refused:
+            sys.stdout.write("Closest passages:\n")
+            for h in answer.passages:
+                sys.stdout.write(f"  {h.source} p.{h.page}: {' '.join(h.text.split())[:160]}\n")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from index.store import IndexStore
+
+    s = _settings(args)
+    snap = IndexStore(s.home).open()
+    stats: dict[str, Any] = {"home": str(s.home)}
+    if snap is None:
+        stats.update(documents=0, pages=0, chunks=0, languages={}, embedder=None, index_bytes=0)
+    else:
+        stats.update(snap.stats())
+        if args.documents:
+            stats["document_list"] = [
+                {"path": d.path, "title": d.title, "pages": d.page_count, "chunks": d.chunks,
+                 "languages": list(d.languages)} for d in snap.documents().values()
+            ]
+    if args.json:
+        _emit(stats)
+    else:
+        for key, value in stats.items():
+            if key != "document_list":
+                sys.stdout.write(f"{key:14} {value}\n")
+        for d in stats.get("document_list", []):
+            sys.stdout.write(f"  {d['path']}  {d['pages']} p, {d['chunks']} chunks, {','.join(d['languages'])}\n")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from index.models import fetch_use_m3, model_status
+
+    s = _settings(args)
+    if args.action == "fetch":
+        path = fetch_use_m3(s.cache, force=args.force)
+        out: dict[str, Any] = {"model": "use-m3", "path": str(path), "status": "ok"}
+    else:
+        out = model_status(s.cache)
+    if args.json:
+        _emit(out)
+    else:
+        for key, value in out.items():
+            sys.stdout.write(f"{key:10} {value}\n")
+    return 0
+
+
+# -- plumbing -------------------------------------------------------------------------------------------
+def _progress_bar(args: argparse.Namespace, desc: str, unit: str) -> Callable[[str, int, int], None] | None:
+    if getattr(args, "quiet", False) or (not sys.stderr.isatty() and not getattr(args, "progress", False)):
+        return None
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(path: str, done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+        bar.n = done
+        bar.set_postfix_str(Path(path).name[-40:] if path else "writing index", refresh=True)
+        if done >= total and path == "":
+            bar.close()
+
+    return update
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="index folder (default: $ARRIVAL_HOME or ./.arrival)")
+    common.add_argument("--model", help="embedder: use-m3 | st:<name-or-path> | hash:<dim>")
+    common.add_argument("--threads", type=int, help="embedder threads (0 = all cores)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    parser = argparse.ArgumentParser(prog="arrival", description="Multilingual search and cited answers over "
+                                     "migration-policy PDFs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", parents=[common], help="index PDFs (files or folders)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
+    p.add_argument("--rebuild", action="store_true", help="start a fresh index from these paths")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait for another ingest's lock")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", parents=[common], help="find passages")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, help="number of passages (default 5)")
+    p.add_argument("--retriever", choices=["bm25", "dense", "hybrid"])
+    p.add_argument("--lang", action="append", help="only passages in this language (repeatable)")
+    p.add_argument("--doc", action="append", metavar="GLOB", help="only documents matching (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", parents=[common], help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, help="passages shown (default 5)")
+    p.add_argument("--mode", choices=["extractive", "llm"], help="default: llm if ARRIVAL_LLM is set")
+    p.add_argument("--lang", action="append", help="only passages in this language (repeatable)")
+    p.add_argument("--doc", action="append", metavar="GLOB", help="only documents matching (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("stats", parents=[common], help="what the index holds")
+    p.add_argument("--documents", action="store_true", help="list the documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("models", parents=[common], help="fetch or list embedding models")
+    p.add_argument("action", choices=["fetch", "list"], nargs="?", default="list")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub, common)
+    return parser
+
+
+def _register_serve(sub: Any, common: argparse.ArgumentParser) -> None:
+    from assistant.server import register  # light: gradio is imported only when the command runs
+
+    register(sub, common)
+
+
+_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_register_serve]
+
+from eval.cli import register as _register_eval  # noqa: E402  (light: argparse only)
+
+_EXTRA_COMMANDS.append(_register_eval)
+from eval.bench_cli import register as _register_bench  # noqa: E402  (light: argparse only)
+
+_EXTRA_COMMANDS.append(_register_bench)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        sys.stderr.write(f"arrival: {exc}\n")
+        return 2
+    except ArrivalError as exc:
+        sys.stderr.write(f"arrival: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("arrival: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
