@@ -16,6 +16,11 @@ from ingest.settings import Settings, load_settings
 log = logging.getLogger("arrival")
 
 
+def _line(text: str) -> str:
+    """One printable line: control characters (a newline in a file name) shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
 def _emit(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
@@ -43,13 +48,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for f in report.files:
             extra = f" ({f.reason})" if f.reason else ""
             counts = f" {f.pages} pages, {f.chunks} chunks" if f.status == "indexed" else ""
-            sys.stdout.write(f"{f.status:9} {f.path}{counts}{extra}\n")
+            sys.stdout.write(_line(f"{f.status:9} {f.path}{counts}{extra}") + "\n")
         data = report.to_json()
         n = {st: sum(1 for f in report.files if f.status == st) for st in ("indexed", "unchanged", "failed")}
         sys.stdout.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['failed']} failed "
                          f"in {data['seconds']} s ({data['pages_per_s']} pages/s)\n")
     for f in report.failed:
-        sys.stderr.write(f"arrival: {f.path}: {f.reason}\n")
+        sys.stderr.write(_line(f"arrival: {f.path}: {f.reason}") + "\n")
     return 1 if report.failed else 0
 
 
@@ -237,6 +242,9 @@ _EXTRA_COMMANDS.append(_register_eval)
 from eval.bench_cli import register as _register_bench  # noqa: E402  (light: argparse only)
 
 _EXTRA_COMMANDS.append(_register_bench)
+from eval.load_cli import register as _register_load  # noqa: E402  (light: argparse only)
+
+_EXTRA_COMMANDS.append(_register_load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,10 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SettingsError as exc:
-        sys.stderr.write(f"arrival: {exc}\n")
+        sys.stderr.write(_line(f"arrival: {exc}") + "\n")
         return 2
     except ArrivalError as exc:
-        sys.stderr.write(f"arrival: {exc}\n")
+        sys.stderr.write(_line(f"arrival: {exc}") + "\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("arrival: interrupted\n")

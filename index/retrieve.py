@@ -79,10 +79,9 @@ class Retriever:
 
     def snapshot(self) -> Snapshot:
         """The live generation, reopened if CURRENT moved since the last call."""
-        try:
-            pointer = self.store.current_file.read_text().strip()
-        except FileNotFoundError:
-            raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first") from None
+        pointer = self.store.pointer()
+        if pointer is None:
+            raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
         with self._lock:
             if self._snap is None or pointer != self._pointer:
                 snap = self.store.open(expected_embedder=self.embedder.id)
