@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     threads: int = Field(default=0, ge=0, description="Intra-op threads for the embedder; 0 = all cores")
     workers: int = Field(default=0, ge=0, le=64, description="PDF parsing processes; 0 = one per core")
     worker_memory_mb: int = Field(default=4096, ge=256, description="Memory cap of one parsing process")
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per embedding batch")
     chunk_size: int = Field(default=800, ge=100, le=20000, description="Characters per chunk")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks")
     k: int = Field(default=5, ge=1, le=200, description="Passages returned")
