@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: setup setup-test model serve ingest test test-fast lint bench load clean browser
+.PHONY: setup setup-test model serve ingest test test-fast lint bench bench-smoke load clean browser
 
 # App: venv, the package (no torch needed), the default embedding model.
 setup: $(VENV)/.installed model
@@ -53,8 +53,17 @@ test: setup-test lint
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Full benchmark (~15 min on 2 cores): ingest vs LangChain, latency, memory, 10k/100k/1M vector scaling.
 bench: setup-test
 	$(BIN)/arrival bench --corpus ../shared/corpus
+
+# Small run that CI keeps green so the benchmark cannot rot (numbers not checked).
+bench-smoke: setup-test
+	$(BIN)/arrival bench --corpus corpus/ --scaling 2000 --json
+
+# 20 simulated users asking the chat questions for 60 s on a server of its own (loopback, temporary index).
+load: $(VENV)/.installed-test model
+	$(BIN)/arrival load --users 20 --seconds 60
 
 clean:
 	rm -rf .arrival build *.egg-info .pytest_cache .mypy_cache .ruff_cache

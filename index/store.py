@@ -357,7 +357,7 @@ class IndexStore:
                 keep_docs = [d for d in base.documents().values() if d.doc_id not in remove]
                 keep_ids = {d.doc_id for d in keep_docs}
                 for d in keep_docs:
-                    db.execute("INSERT INTO documents SELECT * FROM (SELECT ?,?,?,?,?,?,?,?,?)",
+                    db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                                (d.doc_id, d.path, d.abspath, d.sha256, d.title, d.page_count,
                                 json.dumps(list(d.languages)), d.size, time.time()))
                 db.executemany("INSERT INTO pages VALUES (?,?,?)",
