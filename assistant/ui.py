@@ -207,7 +207,15 @@ def _write_export(answer: Answer, folder: Path) -> str:
     text = export_markdown(answer)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     path = folder / f"arrival-answer-{digest}.md"
-    path.write_text(text, encoding="utf-8")
+    # Written aside and renamed: sessions with the same answer share the name, and Gradio may be reading it.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return str(path)
 
 
@@ -218,7 +226,8 @@ def build_blocks(backend: Backend) -> gr.Blocks:
     i18n = gradio_i18n()
     settings = backend.settings
 
-    exports = Path(tempfile.mkdtemp(prefix="arrival-export-"))
+    exports = settings.home / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
     # Gradio's copies of uploads and exports are removed after an hour (the uploads are kept under <home>/uploads)
     with gr.Blocks(title="arrival", fill_width=True, delete_cache=(3600, 3600)) as demo:
         last_answer = gr.State(None)

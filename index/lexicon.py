@@ -44,7 +44,9 @@ class Lexicon:
         return sorted(self.words)
 
     def vector(self, lang: str, word: str) -> np.ndarray | None:
-        idx = self._index.setdefault(lang, {w: i for i, w in enumerate(self.words.get(lang, []))})
+        idx = self._index.get(lang)
+        if idx is None:
+            idx = self._index[lang] = {w: i for i, w in enumerate(self.words.get(lang, []))}
         i = idx.get(word)
         return None if i is None else self.vectors[lang][i]
 

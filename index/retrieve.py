@@ -53,6 +53,26 @@ class FusionWeights:
     per_doc_cap: int = 0
 
 
+@dataclass
+class Live:
+    """One generation and the per-chunk columns computed from it (row-aligned)."""
+
+    pointer: str
+    snap: Snapshot
+    langs: np.ndarray
+    doc_ids: np.ndarray
+    question_lists: np.ndarray
+    _surface: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def surface(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Every folded word of the indexed text, and their five-letter prefixes (computed once)."""
+        if self._surface is None:
+            rows = self.snap.db.execute("SELECT text FROM chunks")
+            found = {fold(w) for (text,) in rows for w in _WORD.findall(text)}
+            self._surface = (frozenset(found), frozenset(w[:5] for w in found if len(w) >= 5))
+        return self._surface
+
+
 class Retriever:
     """`search(query, k) -> list[Hit]` over whatever generation is live; reloads when an ingest lands."""
 
@@ -62,11 +82,8 @@ class Retriever:
         self.embedder = embedder
         self.candidates = candidates
         self.weights = weights or FusionWeights()
-        self._snap: Snapshot | None = None
-        self._pointer: str | None = None
+        self._live: Live | None = None
         self._lock = threading.Lock()
-        self._cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._surface: tuple[frozenset[str], frozenset[str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
@@ -79,28 +96,28 @@ class Retriever:
 
     def snapshot(self) -> Snapshot:
         """The live generation, reopened if CURRENT moved since the last call."""
-        pointer = self.store.pointer()
-        if pointer is None:
-            raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
+        return self.live().snap
+
+    def live(self) -> Live:
+        """The live generation with its per-chunk columns, as one consistent object: a search holds on to
+        the Live it started with, so an ingest landing mid-search cannot mix two generations."""
         with self._lock:
-            if self._snap is None or pointer != self._pointer:
+            pointer = self.store.pointer()
+            if pointer is None:
+                raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
+            if self._live is None or pointer != self._live.pointer:
                 snap = self.store.open(expected_embedder=self.embedder.id)
                 if snap is None:
                     raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
-                self._snap, self._pointer = snap, pointer
-                self._cols = (snap.all_langs(), snap.all_doc_ids(), question_lists(snap))
-                self._surface = None
-            return self._snap
+                self._live = Live(pointer, snap, snap.all_langs(), snap.all_doc_ids(), question_lists(snap))
+            return self._live
 
     def knows(self, term: str) -> bool:
         """Whether a name occurs in the indexed text: as a word, by its first five letters (Vienne/Vienna,
         Taiwanese/Taiwan), or as a close neighbour of a corpus word in embedding space (Norwegian/Norway)."""
-        snap = self.snapshot()
-        with self._lock:
-            if self._surface is None:
-                found = {fold(w) for (text,) in snap.db.execute("SELECT text FROM chunks") for w in _WORD.findall(text)}
-                self._surface = (frozenset(found), frozenset(w[:5] for w in found if len(w) >= 5))
-            words, prefixes = self._surface
+        live = self.live()
+        snap = live.snap
+        words, prefixes = live.surface()
         folded = fold(term)
         if folded in words or (len(folded) >= 5 and folded[:5] in prefixes):
             return True
@@ -113,11 +130,11 @@ class Retriever:
         return any(len(lex.vectors[lang]) and float((lex.vectors[lang] @ vec).max()) >= KNOWN_NAME_COS
                    for lang in lex.languages)
 
-    def _allowed(self, snap: Snapshot, filters: Filters) -> np.ndarray | None:
+    @staticmethod
+    def _allowed(live: Live, filters: Filters) -> np.ndarray | None:
         if not filters:
             return None
-        assert self._cols is not None
-        langs, doc_ids, _ = self._cols
+        snap, langs, doc_ids = live.snap, live.langs, live.doc_ids
         mask = np.ones(len(langs), dtype=bool)
         if filters.langs:
             mask &= np.isin(langs, list(filters.langs))
@@ -135,11 +152,12 @@ class Retriever:
         query = " ".join(query.split())
         if not query or k <= 0:
             return []
-        snap = self.snapshot()
+        live = self.live()
+        snap = live.snap
         if snap.manifest.chunks == 0:
             return []
         qlang = query_lang or detect_query(query)
-        mask = self._allowed(snap, filters or Filters())
+        mask = self._allowed(live, filters or Filters())
         n = max(self.candidates, k)
         if mode == "bm25":
             rows, bm = snap.keyword.search(query, (qlang,), n if mask is None else snap.keyword.size)
@@ -151,27 +169,25 @@ class Retriever:
         rows, sims = self._dense(snap, qvec, n, mask)
         if mode == "dense":
             return self._hits(snap, [int(r) for r in rows[:k]], [{"dense": float(x)} for x in sims[:k]], "dense")
-        channels = self._keyword_channels(snap, query, qlang, mask)
+        channels = self._keyword_channels(live, query, qlang, mask)
         w = self.weights
         keyword = (w.same_lang * channels["same"] + w.translated * channels["translated"]
                    + w.cross_lang * channels["cross"])
         top_kw = np.argsort(-keyword, kind="stable")[:n]
         cand = np.union1d(rows, top_kw[keyword[top_kw] > 0])
         dense = np.asarray(snap.vectors[cand], dtype=np.float32) @ qvec
-        assert self._cols is not None
-        fused = dense + keyword[cand] - w.question_penalty * self._cols[2][cand]
+        fused = dense + keyword[cand] - w.question_penalty * live.question_lists[cand]
         order = np.argsort(-fused, kind="stable")
-        ranked = self._cap_per_doc([int(cand[i]) for i in order], k)
+        ranked = self._cap_per_doc(live, [int(cand[i]) for i in order], k)
         pos = {int(c): i for i, c in enumerate(cand)}
         scores = [{"hybrid": float(fused[pos[r]]), "dense": float(dense[pos[r]]),
                    **{name: float(ch[r]) for name, ch in channels.items()}} for r in ranked]
         return self._hits(snap, ranked, scores, "hybrid")
 
-    def _keyword_channels(self, snap: Snapshot, query: str, qlang: str, mask: np.ndarray | None
+    def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
         """Per-chunk keyword evidence in [0, 1]: same-language, translated, and untranslated cross-language."""
-        assert self._cols is not None
-        langs = self._cols[0]
+        snap, langs = live.snap, live.langs
         same_lang = langs == qlang
         same = snap.keyword.scores(query, qlang) * same_lang
         translated = np.zeros(len(langs), dtype=np.float32)
@@ -203,11 +219,11 @@ class Retriever:
             for i, c in enumerate(snap.chunks(rows))
         ]
 
-    def _cap_per_doc(self, ranked: list[int], k: int) -> list[int]:
+    def _cap_per_doc(self, live: Live, ranked: list[int], k: int) -> list[int]:
         cap = self.weights.per_doc_cap
-        if cap <= 0 or self._cols is None:
+        if cap <= 0:
             return ranked[:k]
-        doc_ids = self._cols[1]
+        doc_ids = live.doc_ids
         count: dict[str, int] = {}
         out = []
         for r in ranked:

@@ -1,0 +1,59 @@
+"""`arrival load`: simulated users asking questions in the chat at the same time (eval/load.py), printed as a
+Markdown table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `load` subcommand to the `arrival` parser."""
+    p = sub.add_parser(
+        "load", parents=[common], help="load-test the chat with concurrent simulated users (loopback only)",
+        description="Concurrent simulated users, each with its own Gradio session, ask French and English "
+                    "questions about the bundled GFMD paper through the chat's own event until the time or the "
+                    "request budget runs out. Reports requests, errors, throughput, p50/p95/p99 latency and the "
+                    "server's peak resident memory. Without --url, indexes the bundled corpus into a temporary "
+                    "home (or uses --home) and starts 'arrival serve' on a free loopback port for the run. Only "
+                    "loopback URLs are accepted.")
+    p.add_argument("--url", metavar="URL", help="a running chat on this machine, e.g. http://127.0.0.1:7860/ "
+                   "(default: start one)")
+    p.add_argument("--users", type=int, default=20, metavar="N", help="concurrent simulated users (default 20)")
+    p.add_argument("--seconds", type=float, default=60.0, metavar="S",
+                   help="stop asking after this many seconds (default 60)")
+    p.add_argument("--max-requests", type=int, default=5000, metavar="N",
+                   help="stop asking after this many questions in all (default 5000)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="give up on one question after this many seconds (default 120)")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="do not ask one untimed question first (the first answers then include loading the model)")
+    p.add_argument("--no-export-check", action="store_true",
+                   help="do not download each answer's export file (as a click on Export does) to check it")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=cmd_load)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from eval.load import LoadOptions, markdown_table, run_load
+
+    opts = LoadOptions(
+        url=args.url, users=args.users, seconds=args.seconds, max_requests=args.max_requests,
+        request_timeout=args.timeout, home=Path(args.home) if getattr(args, "home", None) else None,
+        model=getattr(args, "model", None), threads=getattr(args, "threads", None), warmup=not args.no_warmup,
+        check_exports=not args.no_export_check,
+    )
+    result = run_load(opts, progress=None if getattr(args, "quiet", False) else _say)
+    if args.json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(markdown_table(result))
+    return 1 if result["errors"] else 0
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"load: {message}\n")
+    sys.stderr.flush()
