@@ -100,3 +100,16 @@ def test_corrupt_index_is_reported_not_crashed(hash_settings, folder, victim):
     rep = _ingest(hash_settings, [folder], rebuild=True)
     assert [f.status for f in rep.files] == ["indexed"]
     assert IndexStore(hash_settings.home).open().stats()["chunks"] > 20
+
+
+def test_large_collections_switch_to_ivf(hash_settings, folder, monkeypatch):
+    """Above FLAT_MAX the store writes an IVF index (real FAISS), and search still finds the passage."""
+    import index.vectors as vectors
+
+    monkeypatch.setattr(vectors, "FLAT_MAX", 10)
+    _ingest(hash_settings, [folder])
+    snap = IndexStore(hash_settings.home).open()
+    assert snap.manifest.vector_index == "ivf" and type(snap.faiss).__name__ == "IndexIVFFlat"
+    hits = Retriever.from_settings(hash_settings, HashEmbedder(256)).search("guichet unique Lisbonne", k=3,
+                                                                             mode="dense")
+    assert hits and any(h.page == 6 for h in hits)
