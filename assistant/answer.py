@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,23 @@ REFUSAL = {
 }
 INTRO = {"fr": "D'après les documents :", "en": "According to the documents:"}
 OTHER_LANG = {"fr": {"en": " (en anglais)"}, "en": {"fr": " (in French)"}}
+
+
+def question_lang(question: str) -> str:
+    """The language answers are written in: the question's, when it is French or English."""
+    lang = detect_query(question) if question else "en"
+    return lang if lang in REFUSAL else "en"
+
+
+def final_answer(parts: Iterable[str | Answer]) -> Answer:
+    """Run a stream of answer pieces to its end and return the Answer it closes with."""
+    answer = None
+    for part in parts:
+        if isinstance(part, Answer):
+            answer = part
+    if answer is None:
+        raise RuntimeError("answer stream ended without an Answer")
+    return answer
 
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -81,18 +98,12 @@ class Assistant:
 
     # -- public ---------------------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
-        answer = None
-        for part in self.stream(question, k, filters):
-            if isinstance(part, Answer):
-                answer = part
-        assert answer is not None
-        return answer
+        return final_answer(self.stream(question, k, filters))
 
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
         """Yields pieces of the answer text as they are ready, then the complete Answer."""
         question = " ".join(question.split())
-        lang = detect_query(question) if question else "en"
-        lang = lang if lang in REFUSAL else "en"
+        lang = question_lang(question)
         hits = self.retriever.search(question, k=max(k, self.settings.passages), filters=filters,
                                      query_lang=lang) if question else []
         shown = tuple(hits[:k])

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.answer import REFUSAL, Assistant, Candidate
+from assistant.answer import REFUSAL, Assistant, Candidate, final_answer, question_lang
 from index.retrieve import Filters
 from ingest.errors import ModelError
-from ingest.lang import detect_query
 from ingest.sentences import split_sentences
 from ingest.types import Answer, Citation, Hit
 
@@ -86,17 +85,11 @@ class LlmAssistant:
         self.passages = passages
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
-        answer = None
-        for part in self.stream(question, k, filters):
-            if isinstance(part, Answer):
-                answer = part
-        assert answer is not None
-        return answer
+        return final_answer(self.stream(question, k, filters))
 
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
         question = " ".join(question.split())
-        lang = detect_query(question) if question else "en"
-        lang = lang if lang in REFUSAL else "en"
+        lang = question_lang(question)
         hits = self.base.retriever.search(question, k=max(k, self.passages), filters=filters, query_lang=lang)
         hits = hits[: max(k, self.passages)]
         if self.base.should_refuse(question, hits):

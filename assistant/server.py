@@ -11,7 +11,6 @@ cookie against the Gradio app's token table: no valid login, no PDF (401).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import ipaddress
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import ArrivalError
+from ingest.pdf import sha256_file
 from ingest.settings import Settings
 
 if TYPE_CHECKING:
@@ -86,14 +86,6 @@ def sanitize_filename(name: str) -> str:
     return f"{stem or 'document'}.pdf"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def store_upload(src: Path, name: str, dest_dir: Path, max_bytes: int) -> tuple[Path, bool]:
     """Check an uploaded file and copy it into `dest_dir` under a sanitized name.
 
@@ -113,7 +105,7 @@ def store_upload(src: Path, name: str, dest_dir: Path, max_bytes: int) -> tuple[
     dest_dir.mkdir(parents=True, exist_ok=True)
     safe = sanitize_filename(name)
     stem = safe[: -len(".pdf")]
-    digest = _sha256(src)
+    digest = sha256_file(src)
     root = dest_dir.resolve()
     for i in range(1, 10_000):
         target = dest_dir / (safe if i == 1 else f"{stem}-{i}.pdf")
@@ -122,7 +114,7 @@ def store_upload(src: Path, name: str, dest_dir: Path, max_bytes: int) -> tuple[
         try:
             out = target.open("xb")  # O_EXCL: never replaces a file, nor follows a planted symlink
         except FileExistsError:
-            if target.is_file() and not target.is_symlink() and _sha256(target) == digest:
+            if target.is_file() and not target.is_symlink() and sha256_file(target) == digest:
                 return target, False
             continue
         try:
@@ -345,6 +337,8 @@ def _theme() -> Any:
 
 
 def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (brackets allowed) or localhost."""
+    host = host.strip().lower().strip("[]")
     if host == "localhost":
         return True
     try:

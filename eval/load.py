@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.server import is_loopback
 from ingest.errors import ArrivalError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,18 +112,6 @@ Progress = Callable[[str], None]
 
 
 # -- URLs ------------------------------------------------------------------------------------------------------
-def is_loopback_host(host: str) -> bool:
-    host = host.strip().lower().strip("[]")
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str) -> str:
     """The URL normalised to end with '/', or LoadError when it is not http(s) on a loopback host."""
     try:
@@ -133,7 +122,7 @@ def check_url(url: str) -> str:
         raise LoadError(f"bad --url {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not host:
         raise LoadError(f"bad --url {url!r}: expected http://127.0.0.1:PORT/")
-    if not is_loopback_host(host):
+    if not is_loopback(host):
         raise LoadError(f"refusing to load {host}: only loopback servers (127.0.0.0/8, ::1, localhost) are allowed")
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
