@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: setup setup-test model serve ingest test test-fast lint bench bench-smoke load clean browser
+.PHONY: setup setup-test model serve ingest test test-fast fuzz lint bench bench-smoke load clean browser
 
 # App: venv, the package (no torch needed), the default embedding model.
 setup: $(VENV)/.installed model
@@ -52,6 +52,10 @@ test: setup-test lint
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Property tests with fresh random draws, 3,000 examples each (CI replays a fixed seeded sample).
+fuzz: $(VENV)/.installed-test
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_clean.py
 
 # Full benchmark (~15 min on 2 cores): ingest vs LangChain, latency, memory, 10k/100k/1M vector scaling.
 bench: setup-test

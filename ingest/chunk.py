@@ -75,15 +75,19 @@ class Chunker:
         headings = self._headings(doc, joined)
         heading_pos = [h[0] for h in headings]
         chunks: list[Chunk] = []
-        cursor = 0
-        prev_len = 0
+        prev_start, prev_end = -1, 0
         for piece in self._splitter.split_text(joined.text):
-            # Same offset search LangChain uses for add_start_index, kept here so we own the invariant.
-            start = joined.text.find(piece, max(0, cursor + prev_len - self.chunk_overlap))
+            # Pieces come in document order, each starting after the previous one. Look first where the
+            # overlap says it should be (as LangChain's add_start_index does), and if stripping made the
+            # overlap longer than configured, anywhere after the previous start, never before it: repeated
+            # text would otherwise map two pieces to one place (same offsets, same id).
+            start = joined.text.find(piece, max(prev_start + 1, prev_end - self.chunk_overlap))
             if start < 0:
-                start = joined.text.find(piece)
-            cursor, prev_len = start, len(piece)
+                start = joined.text.find(piece, prev_start + 1)
+            if start < 0:  # the splitter only returns stripped substrings; this would be a bug in it
+                raise ValueError(f"{doc.path}: chunk text not found in the document after offset {prev_start}")
             end = start + len(piece)
+            prev_start, prev_end = start, end
             pi, pstart = joined.locate(start)
             pj, pend = joined.locate(end - 1)
             h = bisect.bisect_right(heading_pos, start) - 1

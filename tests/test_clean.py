@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.clean import clean_pages, find_headings, normalize_for_match
@@ -367,7 +367,6 @@ _texts = st.text(
 )
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(_texts, max_size=8))
 def test_clean_pages_never_raises(pages: list[str]) -> None:
     out = clean_pages(pages)
@@ -379,7 +378,6 @@ def test_clean_pages_never_raises(pages: list[str]) -> None:
         assert "  " not in page
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.sampled_from(["Header A", "12", "- 3 -", "Text line here.", "more words", "", "Footer"]), max_size=30
@@ -391,14 +389,12 @@ def test_clean_pages_repeated_structure(page: str, n: int) -> None:
     assert len(out) == n + 1
 
 
-@settings(max_examples=200, deadline=None)
 @given(_texts)
 def test_normalize_for_match_idempotent(text: str) -> None:
     once = normalize_for_match(text)
     assert normalize_for_match(once) == once
 
 
-@settings(max_examples=200, deadline=None)
 @given(_texts)
 def test_find_headings_offsets(text: str) -> None:
     for off, heading in find_headings(text):
@@ -406,7 +402,6 @@ def test_find_headings_offsets(text: str) -> None:
         assert text[off : off + len(heading)] == heading
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.lists(_texts, min_size=1, max_size=5))
 def test_find_headings_on_cleaned_pages(pages: list[str]) -> None:
     for page in clean_pages(pages):

@@ -19,7 +19,7 @@ from ingest.types import Document, Page
 
 from . import pdfgen
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(suppress_health_check=[HealthCheck.too_slow])
 
 # Arbitrary text (surrogates excluded: pypdf returns str from decoded bytes), plus prose-like pages built
 # from words, separators the splitter cuts on, headings, page furniture and hyphenation.
