@@ -71,7 +71,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         for h in hits:
             text = " ".join(h.text.split())
-            sys.stdout.write(f"{h.rank:>2}. [{h.score:.3f}] {h.source} p.{h.page} ({h.lang})\n    {text[:300]}\n")
+            sys.stdout.write(_line(f"{h.rank:>2}. [{h.score:.3f}] {h.source} p.{h.page} ({h.lang})") + "\n")
+            sys.stdout.write(f"    {text[:300]}\n")
+            if h.also:
+                sys.stdout.write(_line("    also in: " + "; ".join(f"{src} p.{page}" for src, page in h.also)) + "\n")
         if not hits:
             sys.stdout.write("no results\n")
     return 0

@@ -77,11 +77,12 @@ class Retriever:
     """`search(query, k) -> list[Hit]` over whatever generation is live; reloads when an ingest lands."""
 
     def __init__(self, home: Path, embedder: Embedder, candidates: int = 100,
-                 weights: FusionWeights | None = None) -> None:
+                 weights: FusionWeights | None = None, duplicate_cosine: float = 0.95) -> None:
         self.store = IndexStore(home)
         self.embedder = embedder
         self.candidates = candidates
         self.weights = weights or FusionWeights()
+        self.duplicate_cosine = duplicate_cosine
         self._live: Live | None = None
         self._lock = threading.Lock()
 
@@ -92,7 +93,7 @@ class Retriever:
         emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
         weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
                                 settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap)
-        return cls(settings.home, emb, settings.candidates, weights)
+        return cls(settings.home, emb, settings.candidates, weights, settings.duplicate_cosine)
 
     def snapshot(self) -> Snapshot:
         """The live generation, reopened if CURRENT moved since the last call."""
@@ -164,11 +165,13 @@ class Retriever:
             if mask is not None:
                 keep = mask[rows]
                 rows, bm = rows[keep][:n], bm[keep][:n]
-            return self._hits(snap, [int(r) for r in rows[:k]], [{"bm25": float(b)} for b in bm[:k]], "bm25")
+            scores = {int(r): {"bm25": float(b)} for r, b in zip(rows, bm, strict=True)}
+            return self._hits(live, [int(r) for r in rows], scores, "bm25", k)
         qvec = self.embedder.embed_queries([query])[0]
         rows, sims = self._dense(snap, qvec, n, mask)
         if mode == "dense":
-            return self._hits(snap, [int(r) for r in rows[:k]], [{"dense": float(x)} for x in sims[:k]], "dense")
+            scores = {int(r): {"dense": float(x)} for r, x in zip(rows, sims, strict=True)}
+            return self._hits(live, [int(r) for r in rows], scores, "dense", k)
         channels = self._keyword_channels(live, query, qlang, mask)
         w = self.weights
         keyword = (w.same_lang * channels["same"] + w.translated * channels["translated"]
@@ -178,11 +181,9 @@ class Retriever:
         dense = np.asarray(snap.vectors[cand], dtype=np.float32) @ qvec
         fused = dense + keyword[cand] - w.question_penalty * live.question_lists[cand]
         order = np.argsort(-fused, kind="stable")
-        ranked = self._cap_per_doc(live, [int(cand[i]) for i in order], k)
-        pos = {int(c): i for i, c in enumerate(cand)}
-        scores = [{"hybrid": float(fused[pos[r]]), "dense": float(dense[pos[r]]),
-                   **{name: float(ch[r]) for name, ch in channels.items()}} for r in ranked]
-        return self._hits(snap, ranked, scores, "hybrid")
+        fused_scores = {int(cand[i]): {"hybrid": float(fused[i]), "dense": float(dense[i]),
+                                 **{name: float(ch[cand[i]]) for name, ch in channels.items()}} for i in order}
+        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k)
 
     def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
@@ -210,30 +211,50 @@ class Retriever:
         top = {"same": joint, "translated": joint, "cross": float(cross.max(initial=0.0))}
         return {name: values / top[name] if top[name] > 0 else values for name, values in channels.items()}
 
-    def _hits(self, snap: Snapshot, rows: list[int], scores: list[dict[str, float]], key: str) -> list[Hit]:
-        by_row = {r: sc for r, sc in zip(rows, scores, strict=True)}
-        return [
-            Hit(rank=i + 1, score=by_row[c.row][key], chunk_id=c.chunk_id, text=c.text, source=c.source,
-                title=c.title, page=c.page, page_end=c.page_end, lang=c.lang, heading=c.heading,
-                doc_id=c.doc_id, scores=by_row[c.row])
-            for i, c in enumerate(snap.chunks(rows))
-        ]
+    def _hits(self, live: Live, ranked: list[int], scores: dict[int, dict[str, float]], key: str, k: int
+              ) -> list[Hit]:
+        """The first k of `ranked` after folding duplicates and applying the per-document cap."""
+        rows, also = self._select(live, ranked, k)
+        chunks = live.snap.chunks(rows + [r for folded in also.values() for r in folded])
+        by_row = {c.row: c for c in chunks}
+        hits = []
+        for i, r in enumerate(rows):
+            c = by_row[r]
+            places = tuple(p for p in dict.fromkeys((by_row[f].source, by_row[f].page) for f in also.get(r, ()))
+                           if p != (c.source, c.page))
+            hits.append(Hit(rank=i + 1, score=scores[r][key], chunk_id=c.chunk_id, text=c.text, source=c.source,
+                            title=c.title, page=c.page, page_end=c.page_end, lang=c.lang, heading=c.heading,
+                            doc_id=c.doc_id, scores=scores[r], also=places))
+        return hits
 
-    def _cap_per_doc(self, live: Live, ranked: list[int], k: int) -> list[int]:
-        cap = self.weights.per_doc_cap
-        if cap <= 0:
-            return ranked[:k]
-        doc_ids = live.doc_ids
+    def _select(self, live: Live, ranked: list[int], k: int) -> tuple[list[int], dict[int, list[int]]]:
+        """Walk the ranking: a passage whose vector is within `duplicate_cosine` of a kept one is the same
+        text in another file (the UN guidance ships each step as its own PDF and inside the full guide) and
+        is folded into it instead of taking a place; then at most `per_doc_cap` passages per document."""
+        cap, limit = self.weights.per_doc_cap, self.duplicate_cosine
+        vectors, doc_ids = live.snap.vectors, live.doc_ids
+        kept: list[int] = []
+        kept_vecs = np.empty((0, vectors.shape[1]), dtype=np.float32)
+        also: dict[int, list[int]] = {}
         count: dict[str, int] = {}
-        out = []
         for r in ranked:
-            d = doc_ids[r]
-            if count.get(d, 0) < cap:
-                out.append(r)
-                count[d] = count.get(d, 0) + 1
-            if len(out) == k:
+            if len(kept) == k:
                 break
-        return out
+            if limit > 0 and kept:
+                v = np.asarray(vectors[r], dtype=np.float32)
+                sims = kept_vecs @ v
+                best = int(np.argmax(sims))
+                if float(sims[best]) >= limit:
+                    also.setdefault(kept[best], []).append(r)
+                    continue
+            d = str(doc_ids[r])
+            if cap > 0 and count.get(d, 0) >= cap:
+                continue
+            count[d] = count.get(d, 0) + 1
+            kept.append(r)
+            if limit > 0:
+                kept_vecs = np.vstack([kept_vecs, np.asarray(vectors[r], dtype=np.float32)[None, :]])
+        return kept, also
 
     def _dense(self, snap: Snapshot, qvec: np.ndarray, n: int, mask: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray]:

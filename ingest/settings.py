@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     question_list_penalty: float = Field(
         default=0.1, ge=0, le=1, description="Score taken off passages made mostly of questions")
     per_doc_cap: int = Field(default=0, ge=0, description="Most passages from one document in a result (0 = no cap)")
+    duplicate_cosine: float = Field(
+        default=0.95, ge=0, le=1,
+        description="A passage this similar (vector cosine) to a better-ranked one is folded into it (0 = keep all)")
     max_pdf_mb: int = Field(default=200, ge=1, description="Largest PDF accepted")
     max_pages: int = Field(default=5000, ge=1, description="Most pages read from one PDF")
     max_page_chars: int = Field(default=200_000, ge=1000, description="Longest page text kept")

@@ -71,6 +71,7 @@ class Hit:
     heading: str = ""
     doc_id: str = ""
     scores: dict[str, float] = field(default_factory=dict, compare=False)
+    also: tuple[tuple[str, int], ...] = ()  # (source, page) of the same passage in other places, folded in
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -84,6 +85,7 @@ class Hit:
             "lang": self.lang,
             "heading": self.heading,
             "chunk_id": self.chunk_id,
+            "also": [{"source": src, "page": page} for src, page in self.also],
         }
 
 

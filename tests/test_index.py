@@ -113,3 +113,27 @@ def test_large_collections_switch_to_ivf(hash_settings, folder, monkeypatch):
     hits = Retriever.from_settings(hash_settings, HashEmbedder(256)).search("guichet unique Lisbonne", k=3,
                                                                              mode="dense")
     assert hits and any(h.page == 6 for h in hits)
+
+
+def test_the_same_passage_in_two_files_takes_one_place(hash_settings, tmp_path):
+    """A page shared by two PDFs (a guide and its chapter printed apart) is one result that names both
+    places; with folding off (duplicate_cosine 0) both copies take a place."""
+    from . import pdfgen
+
+    shared = pdfgen.varied_pages(1, 6, seed=7, tag="Shared ")[0]
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "guide.pdf").write_bytes(pdfgen.text_pdf([*pdfgen.varied_pages(2, 6, seed=8), shared]))
+    (d / "chapter.pdf").write_bytes(pdfgen.text_pdf([shared, *pdfgen.varied_pages(1, 6, seed=9)]))
+    _ingest(hash_settings, [d])
+    query = shared[2]
+    hits = Retriever.from_settings(hash_settings, HashEmbedder(256)).search(query, k=5)
+    assert [h.text for h in hits].count(hits[0].text) == 1
+    assert len({h.text for h in hits}) == len(hits)
+    top = hits[0]
+    other = "chapter.pdf" if top.source.endswith("guide.pdf") else "guide.pdf"
+    assert [(Path(src).name, page) for src, page in top.also] == [(other, 1 if other == "chapter.pdf" else 3)]
+    assert top.to_json()["also"] == [{"source": top.also[0][0], "page": top.also[0][1]}]
+    unfolded = load_settings(home=hash_settings.home, model=hash_settings.model, duplicate_cosine=0)
+    both = Retriever.from_settings(unfolded, HashEmbedder(256)).search(query, k=5)
+    assert [h.text for h in both[:2]] == [top.text, top.text] and not both[0].also

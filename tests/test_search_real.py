@@ -32,3 +32,17 @@ def test_english_question_finds_the_french_passage(retriever):
     hits = retriever.search(q, k=3)
     assert any(h.source.endswith("gfmd-2019-rt3.1-villes-arrivee-fr.pdf") and h.page == 6 for h in hits), [
         (h.source, h.page) for h in hits]
+
+
+def test_a_passage_printed_in_two_guidance_files_takes_one_place(retriever):
+    """The French guidance prints step 4's first action both in 'STEP 4 - MISE EN CUVRE' and in
+    'STEP 4 - ACTION': one result naming both files, and the freed places go to other passages."""
+    hits = retriever.search("Existe-t-il une approche uniforme de la mise en œuvre du Pacte mondial ?", k=5)
+    top = hits[0]
+    assert "ACTION 1" in top.text and "approche uniforme" in top.text
+    places = {top.source.rsplit("/", 1)[-1], *(src.rsplit("/", 1)[-1] for src, _ in top.also)}
+    assert {"STEP 4 - MISE EN CUVRE.pdf", "STEP 4 - ACTION.pdf"} <= places, places
+    assert len({h.text for h in hits}) == len(hits)
+    unfolded = Retriever(retriever.store.home, retriever.embedder, weights=retriever.weights, duplicate_cosine=0)
+    again = unfolded.search("Existe-t-il une approche uniforme de la mise en œuvre du Pacte mondial ?", k=5)
+    assert again[0].text == again[1].text == top.text
