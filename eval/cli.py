@@ -41,9 +41,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.answer import Assistant
     from eval.relevance import load_questions
     from eval.report import markdown_table, summary_lines, write_report
-    from eval.runner import evaluate
+    from eval.runner import check_refusals, evaluate
     from index.retrieve import Retriever
     from ingest.errors import SettingsError
     from ingest.settings import load_settings
@@ -62,6 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar(-1, -1)
+    result.refusals = check_refusals(Assistant(retriever), result)
     written: dict[str, str] = {}
     if args.output:
         written["output"] = str(_writing(args.output, result.write_run))

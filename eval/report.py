@@ -60,6 +60,15 @@ def summary_lines(result: EvalResult) -> list[str]:
     for mode, res in result.results.items():
         if res.queries:
             out.append(f"{mode}: {1000 * res.seconds / res.queries:.1f} ms per query.")
+    r = result.refusals
+    if r is not None:
+        line = "Refusals (extractive assistant): "
+        line += (f"{len(r.refused_unanswerable)} of {r.unanswerable} unanswerable questions refused "
+                 f"({r.refusal_rate:.0%})" if r.refusal_rate is not None else "no unanswerable questions")
+        if r.false_refusal_rate is not None:
+            line += (f"; {len(r.refused_answerable)} of {r.answerable} answerable questions wrongly refused "
+                     f"({r.false_refusal_rate:.1%})")
+        out.append(line + ".")
     return out
 
 

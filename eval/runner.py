@@ -91,6 +91,54 @@ class ModeResult:
         return out
 
 
+@dataclass(frozen=True)
+class Refusals:
+    """How the extractive assistant's refusal rule fares on the question set: unanswerable questions it
+    refuses (wanted) and evaluated answerable questions it refuses (false refusals)."""
+
+    unanswerable: int
+    refused_unanswerable: tuple[str, ...]  # ids
+    answerable: int
+    refused_answerable: tuple[str, ...]  # ids
+
+    @property
+    def refusal_rate(self) -> float | None:
+        return len(self.refused_unanswerable) / self.unanswerable if self.unanswerable else None
+
+    @property
+    def false_refusal_rate(self) -> float | None:
+        return len(self.refused_answerable) / self.answerable if self.answerable else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unanswerable": self.unanswerable, "refused": len(self.refused_unanswerable),
+            "refusal_rate": None if self.refusal_rate is None else round(self.refusal_rate, 4),
+            "answerable": self.answerable, "falsely_refused": len(self.refused_answerable),
+            "false_refusal_rate": None if self.false_refusal_rate is None else round(self.false_refusal_rate, 4),
+            "refused_unanswerable_ids": list(self.refused_unanswerable),
+            "falsely_refused_ids": list(self.refused_answerable),
+        }
+
+
+def check_refusals(assistant: Any, result: EvalResult) -> Refusals:
+    """Ask the assistant's refusal rule (`should_refuse` on the passages its `ask` would search) about every
+    unanswerable question and every evaluated answerable one."""
+    from assistant.answer import question_lang
+
+    evaluated = set(result.evaluated)
+    refused: dict[bool, list[str]] = {True: [], False: []}
+    counted = {True: 0, False: 0}
+    for q in result.questions:
+        if q.answerable and q.id not in evaluated:
+            continue
+        counted[q.answerable] += 1
+        lang = question_lang(q.question)
+        hits = assistant.retriever.search(q.question, k=assistant.settings.passages, query_lang=lang)
+        if assistant.should_refuse(q.question, hits):
+            refused[q.answerable].append(q.id)
+    return Refusals(counted[False], tuple(refused[False]), counted[True], tuple(refused[True]))
+
+
 @dataclass
 class EvalResult:
     k: int
@@ -103,6 +151,7 @@ class EvalResult:
     evaluated: list[str]  # ids of the questions the metrics are computed on
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    refusals: Refusals | None = None
 
     @property
     def default_mode(self) -> str:
@@ -151,6 +200,7 @@ class EvalResult:
             "k": self.k,
             "retrievers": retrievers,
             "ranks": {mode: self.ranks(mode) for mode in self.modes},
+            "refusals": None if self.refusals is None else self.refusals.to_json(),
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }

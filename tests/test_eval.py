@@ -305,6 +305,11 @@ def test_cli_eval_json_output_and_errors(index, tmp_path):
     hybrid = out["retrievers"]["hybrid"]
     assert hybrid["n"] == 4 and "fr→en" in hybrid["by_pair"] and 0 <= hybrid["mrr@10"] <= 1
     assert len((tmp_path / "run.jsonl").read_text().splitlines()) == 3 * 6
+    refusals = out["refusals"]
+    unanswerable = sum(not q.answerable for q in _questions())
+    assert refusals["unanswerable"] == unanswerable and refusals["answerable"] == hybrid["n"]
+    assert refusals["refused"] == len(refusals["refused_unanswerable_ids"]) <= unanswerable
+    assert refusals["falsely_refused"] == len(refusals["falsely_refused_ids"]) <= hybrid["n"]
     assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
