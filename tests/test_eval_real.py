@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from assistant.answer import Assistant
 from eval.relevance import load_questions
 from eval.report import write_report
-from assistant.answer import Assistant
 from eval.runner import check_refusals, evaluate
 from index.retrieve import Retriever
 
