@@ -43,7 +43,9 @@ class FusionWeights:
     same_lang: BM25 of the query on chunks in the query's language; translated: BM25 of the query mapped
     through the corpus lexicon, on chunks in the other language; cross_lang: BM25 of the untranslated query
     on other-language chunks (names, cognates); question_penalty: taken off passages made mostly of questions
-    (lists of guiding questions look like every question). Defaults chosen with `arrival eval` (README).
+    (lists of guiding questions look like every question); context: weight of the mean vector of the passages
+    just before and after (same document) in a passage's dense score, so a passage that continues a case
+    study is found by what the case study is about. Defaults chosen with `arrival eval` (README).
     """
 
     same_lang: float = 0.3
@@ -51,6 +53,7 @@ class FusionWeights:
     cross_lang: float = 0.1
     question_penalty: float = 0.1
     per_doc_cap: int = 0
+    context: float = 0.6
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Live:
     langs: np.ndarray
     doc_ids: np.ndarray
     question_lists: np.ndarray
+    neighbours: np.ndarray  # (rows, 2): the row before and after in the same document, -1 for none
     _surface: tuple[frozenset[str], frozenset[str]] | None = None
 
     def surface(self) -> tuple[frozenset[str], frozenset[str]]:
@@ -92,7 +96,8 @@ class Retriever:
 
         emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
         weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
-                                settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap)
+                                settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap,
+                                settings.context_weight)
         return cls(settings.home, emb, settings.candidates, weights, settings.duplicate_cosine)
 
     def snapshot(self) -> Snapshot:
@@ -110,7 +115,8 @@ class Retriever:
                 snap = self.store.open(expected_embedder=self.embedder.id)
                 if snap is None:
                     raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
-                self._live = Live(pointer, snap, snap.all_langs(), snap.all_doc_ids(), question_lists(snap))
+                self._live = Live(pointer, snap, snap.all_langs(), snap.all_doc_ids(), question_lists(snap),
+                                  neighbours(snap))
             return self._live
 
     def knows(self, term: str) -> bool:
@@ -178,10 +184,13 @@ class Retriever:
                    + w.cross_lang * channels["cross"])
         top_kw = np.argsort(-keyword, kind="stable")[:n]
         cand = np.union1d(rows, top_kw[keyword[top_kw] > 0])
-        dense = np.asarray(snap.vectors[cand], dtype=np.float32) @ qvec
-        fused = dense + keyword[cand] - w.question_penalty * live.question_lists[cand]
+        own = np.asarray(snap.vectors[cand], dtype=np.float32)
+        dense = own @ qvec
+        in_context = context_scores(live, cand, own, qvec, w.context) if w.context > 0 else dense
+        fused = in_context + keyword[cand] - w.question_penalty * live.question_lists[cand]
         order = np.argsort(-fused, kind="stable")
         fused_scores = {int(cand[i]): {"hybrid": float(fused[i]), "dense": float(dense[i]),
+                                       "in_context": float(in_context[i]),
                                  **{name: float(ch[cand[i]]) for name, ch in channels.items()}} for i in order}
         return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k)
 
@@ -277,3 +286,30 @@ def question_lists(snap: Snapshot) -> np.ndarray:
         n = max(1, len(split_sentences(text, min_chars=15)))
         out.append(1.0 if text.count("?") / n > 0.5 else 0.0)
     return np.asarray(out, dtype=np.float32)
+
+
+def neighbours(snap: Snapshot) -> np.ndarray:
+    """(rows, 2) array: the chunk row just before and just after each chunk in its document, -1 at the ends."""
+    out = np.full((snap.manifest.chunks, 2), -1, dtype=np.int64)
+    prev_row, prev_doc = -1, None
+    for row, doc in snap.db.execute("SELECT row, doc_id FROM chunks ORDER BY doc_id, page, start, row"):
+        if doc == prev_doc:
+            out[row, 0] = prev_row
+            out[prev_row, 1] = row
+        prev_row, prev_doc = row, doc
+    return out
+
+
+def context_scores(live: Live, rows: np.ndarray, own: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:
+    """Cosine of the query with each passage's vector plus `weight` times the mean vector of its neighbours
+    (renormalised): a passage inherits some of what the passages around it are about."""
+    around = live.neighbours[rows]
+    ctx = np.zeros_like(own)
+    count = (around >= 0).sum(axis=1, keepdims=True).astype(np.float32)
+    for side in (0, 1):
+        has = around[:, side] >= 0
+        if has.any():
+            ctx[has] += np.asarray(live.snap.vectors[around[has, side]], dtype=np.float32)
+    blended = own + weight * ctx / np.maximum(count, 1)
+    norms = np.linalg.norm(blended, axis=1)
+    return (blended @ qvec) / np.where(norms > 0, norms, 1)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         default=0.1, ge=0, le=5, description="BM25 weight of the untranslated query on other-language chunks")
     question_list_penalty: float = Field(
         default=0.1, ge=0, le=1, description="Score taken off passages made mostly of questions")
+    context_weight: float = Field(
+        default=0.6, ge=0, le=5, description="Weight of the neighbouring passages' vectors in a passage's dense score")
     per_doc_cap: int = Field(default=0, ge=0, description="Most passages from one document in a result (0 = no cap)")
     duplicate_cosine: float = Field(
         default=0.95, ge=0, le=1,

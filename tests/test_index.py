@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,28 @@ def test_the_same_passage_in_two_files_takes_one_place(hash_settings, tmp_path):
     unfolded = load_settings(home=hash_settings.home, model=hash_settings.model, duplicate_cosine=0)
     both = Retriever.from_settings(unfolded, HashEmbedder(256)).search(query, k=5)
     assert [h.text for h in both[:2]] == [top.text, top.text] and not both[0].also
+
+
+def test_neighbours_and_context_scores(hash_settings, folder):
+    """Each chunk knows the chunk before and after it in its document; with context weight 0 the in-context
+    score is the plain cosine, and a passage gains from a query that matches only its neighbours."""
+    import numpy as np
+
+    from index.retrieve import context_scores
+
+    _ingest(hash_settings, [folder])
+    r = Retriever.from_settings(hash_settings, HashEmbedder(256))
+    live = r.live()
+    order = [row for (row,) in live.snap.db.execute("SELECT row FROM chunks ORDER BY page, start")]
+    nb = live.neighbours
+    assert nb[order[0], 0] == -1 and nb[order[-1], 1] == -1
+    assert all(nb[a, 1] == b and nb[b, 0] == a for a, b in pairwise(order))
+    rows = np.asarray(order[1:-1])
+    own = np.asarray(live.snap.vectors[rows], dtype=np.float32)
+    before = np.asarray(live.snap.vectors[np.asarray(order[:-2])], dtype=np.float32)
+    qvec = before[3]  # a query that is exactly the passage before rows[3]
+    assert np.allclose(context_scores(live, rows, own, qvec, 0.0), own @ qvec, atol=1e-5)
+    boosted = context_scores(live, rows, own, qvec, 0.6)
+    assert boosted[3] > float(own[3] @ qvec)
+    hits = r.search("guichet unique Lisbonne", k=3)
+    assert {"dense", "in_context", "hybrid"} <= set(hits[0].scores)
