@@ -37,8 +37,10 @@ SYSTEM = (
 LANG_NAME = {"fr": "French", "en": "English"}
 
 
-def load_chat_model(spec: str, base_url: str = "") -> Any:
-    """`ollama:<model>`, `openai:<model>` (OpenAI-compatible, base URL configurable), `llamacpp:<path.gguf>`."""
+def load_chat_model(spec: str, base_url: str = "", check_only: bool = False) -> Any:
+    """`ollama:<model>`, `openai:<model>` (OpenAI-compatible, base URL configurable), `llamacpp:<path.gguf>`.
+
+    `check_only`: validate the setting and the packages without loading a local model file (returns None)."""
     kind, _, name = spec.partition(":")
     if not name:
         raise ModelError(f"bad llm setting {spec!r}: use ollama:<model>, openai:<model> or llamacpp:<path.gguf>")
@@ -59,10 +61,15 @@ def load_chat_model(spec: str, base_url: str = "") -> Any:
                 raise ModelError(f"llm llamacpp: model file not found: {name}")
             from langchain_community.chat_models import ChatLlamaCpp
 
+            if check_only:
+                import llama_cpp  # noqa: F401  (ChatLlamaCpp imports it only when built)
+
+                return None
             return ChatLlamaCpp(model_path=name, temperature=0, verbose=False)
     except ImportError as exc:
-        raise ModelError(f"llm {kind}: missing package ({exc.name}); install with pip install 'arrival[llm]'"
-                         ) from None
+        hint = ("pip install langchain-community llama-cpp-python" if kind == "llamacpp"
+                else "pip install 'arrival[llm]'")
+        raise ModelError(f"llm {kind}: missing package ({exc.name}); install with {hint}") from None
     raise ModelError(f"unknown llm kind {kind!r}: use ollama:, openai: or llamacpp:")
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from assistant.answer import Assistant
+    from assistant.llm import LlmAssistant
     from index.embed import Embedder
     from index.retrieve import Retriever
     from index.store import DocInfo
@@ -147,7 +148,7 @@ class Backend:
     settings: Settings
     _embedder: Embedder | None = None
     _retriever: Retriever | None = field(default=None, init=False)
-    _assistant: Assistant | None = field(default=None, init=False)
+    _assistant: Assistant | LlmAssistant | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _ingest_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -173,13 +174,14 @@ class Backend:
                 self._retriever = Retriever.from_settings(self.settings, emb)
             return self._retriever
 
-    def assistant(self) -> Assistant:
+    def assistant(self) -> Assistant | LlmAssistant:
+        """The extractive assistant, or the generative one when a chat model is configured (ARRIVAL_LLM)."""
         ret = self.retriever()
         with self._lock:
             if self._assistant is None:
-                from assistant.answer import Assistant
+                from assistant.llm import make_assistant
 
-                self._assistant = Assistant(ret)
+                self._assistant = make_assistant(self.settings, ret)
             return self._assistant
 
     def has_index(self) -> bool:
@@ -361,6 +363,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, embedde
     warning = exposure_warning(settings, host)
     if warning:
         log.warning("%s", warning)
+    if settings.llm:  # a misconfigured chat model fails here, in one line, not at the first question
+        from assistant.llm import load_chat_model
+
+        load_chat_model(settings.llm, settings.llm_base_url, check_only=True)
     app = build_app(settings, embedder)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

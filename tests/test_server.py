@@ -386,3 +386,23 @@ def test_chat_streams_then_renders_sources(indexed):
 def test_chat_rejects_empty_question(hash_settings):
     outs, warned = _run(_respond(Backend(hash_settings)), "   ")
     assert len(outs) == 1 and any("question" in w for w in warned)
+
+
+def test_chat_answers_with_the_configured_chat_model(indexed, monkeypatch):
+    """ARRIVAL_LLM reaches the chat: the answer is the (fake) chat model's, with its citation checked."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    import assistant.llm as llm
+
+    backend, doc_id = indexed
+    said = "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer d'une pièce d'identité [1]."
+    monkeypatch.setattr(llm, "load_chat_model", lambda *a, **k: GenericFakeChatModel(
+        messages=iter([AIMessage(content=said)])))
+    settings = backend.settings.model_copy(update={"llm": "ollama:fake"})
+    outs, warned = _run(_respond(Backend(settings)), "La ville de Malaga veille à ce qu'il ne soit pas "
+                                                     "nécessaire de disposer d'une pièce d'identité")
+    final = outs[-1]
+    assert not warned and isinstance(final[3], Answer) and final[3].mode == "llm"
+    assert "Malaga" in final[1][-1]["content"] and final[3].citations
+    assert f"pdf/{doc_id}#page=" in final[2]
