@@ -266,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("arrival: interrupted\n")
         return 130
+    except OSError as exc:  # a home that is a file, a folder we may not write: one line, not a traceback
+        where = exc.filename if exc.filename is not None else getattr(args, "home", None) or "arrival"
+        sys.stderr.write(_line(f"arrival: {where}: {exc.strerror or exc}") + "\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -262,6 +262,10 @@ class IndexStore:
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
 
+    def _check_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise IndexOpenError(f"{self.home}: not a folder; the index home (--home, ARRIVAL_HOME) must be a folder")
+
     @property
     def current_file(self) -> Path:
         return self.home / "CURRENT"
@@ -272,6 +276,7 @@ class IndexStore:
         Anything else in CURRENT (binary garbage, a path, an empty file) is an IndexOpenError, never a
         UnicodeDecodeError or a path outside the home.
         """
+        self._check_home()
         try:
             raw = self.current_file.read_bytes()
         except FileNotFoundError:
@@ -300,7 +305,11 @@ class IndexStore:
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:
         """Exclusive write lock (flock: released by the OS if the holder dies, so it never goes stale)."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        self._check_home()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexOpenError(f"{self.home}: cannot create the index folder ({exc.strerror or exc})") from None
         path = self.home / "ingest.lock"
         fh = path.open("a+")
         deadline = time.monotonic() + wait

@@ -55,6 +55,21 @@ def test_ingest_search_stats_json(tmp_path, docs):
     p = run(["ingest", str(docs / "gfmd.pdf"), "--json"], home)
     assert p.returncode == 0 and json.loads(p.stdout)["files"][0]["status"] == "unchanged"
 
+    # the hash embedder has no meaning across wordings: ask with a sentence of page 6 itself
+    question = "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer d'une pièce d'identité"
+    p = run(["ask", question, "--json"], home)
+    assert p.returncode == 0, p.stderr
+    ans = json.loads(p.stdout)
+    assert set(ans) >= {"answer", "lang", "refused", "citations", "passages"} and ans["lang"] == "fr"
+    assert ans["refused"] is False and ans["citations"]
+    first = ans["citations"][0]
+    assert set(first) >= {"n", "title", "source", "page", "quote"} and first["n"] == 1
+    assert first["source"] == str(docs / "gfmd.pdf") and first["page"] == 6 and "Malaga" in first["quote"]
+    assert f"[{first['n']}]" in ans["answer"] and ans["passages"][0]["page"] == 6
+    p = run(["ask", "What is the capital of Australia?", "--doc", "nothing*", "--json"], home)  # no passage
+    ans = json.loads(p.stdout)
+    assert p.returncode == 0 and ans["refused"] is True and ans["lang"] == "en" and ans["citations"] == []
+
 
 def test_usage_and_user_errors_are_one_line(tmp_path):
     p = run(["search"], tmp_path)
@@ -68,3 +83,9 @@ def test_usage_and_user_errors_are_one_line(tmp_path):
     assert p.returncode == 1 and json.loads(p.stdout)["files"][0]["reason"] == "no such file or folder"
     p = run(["search", "x", "--model", "bogus"], tmp_path)
     assert p.returncode == 1 and "unknown embedder" in p.stderr
+    (tmp_path / "a file").write_text("")
+    for args in (["ingest", str(tmp_path / "missing.pdf")], ["search", "x"], ["stats"]):
+        p = run([*args, "--home", str(tmp_path / "a file")], tmp_path)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.strip() == f"arrival: {tmp_path / 'a file'}: not a folder; the index home (--home, " \
+                                   "ARRIVAL_HOME) must be a folder"
