@@ -9,6 +9,7 @@ citation is refused.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import re
@@ -73,11 +74,16 @@ def load_chat_model(spec: str, base_url: str = "", check_only: bool = False) -> 
     raise ModelError(f"unknown llm kind {kind!r}: use ollama:, openai: or llamacpp:")
 
 
+_TAG = re.compile(r"</?\s*passage", re.IGNORECASE)
+
+
 def build_messages(question: str, lang: str, hits: list[Hit]) -> list[tuple[str, str]]:
     blocks = []
     for i, h in enumerate(hits, 1):
-        body = h.text.replace("</passage>", "</ passage>")
-        blocks.append(f'<passage n="{i}" title="{h.title}" page="{h.page}">\n{body}\n</passage>')
+        # document text is data: it can neither close its own block nor open a numbered one
+        body = _TAG.sub(lambda m: m.group(0).replace("<", "< "), h.text)
+        title = html.escape(h.title, quote=True)
+        blocks.append(f'<passage n="{i}" title="{title}" page="{h.page}">\n{body}\n</passage>')
     system = SYSTEM.format(language=LANG_NAME.get(lang, "English"), refusal=REFUSAL.get(lang, REFUSAL["en"]))
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
     return [("system", system), ("human", user)]
