@@ -64,6 +64,22 @@ def hash_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     return load_settings(home=tmp_path / "home", model="hash:256")
 
 
+@pytest.fixture
+def demo_retriever(hash_settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A Retriever over the bundled GFMD paper (as docs/gfmd.pdf) indexed with the hash embedder."""
+    import shutil
+
+    from index.build import Indexer
+    from index.embed import HashEmbedder
+    from index.retrieve import Retriever
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    shutil.copy(DEMO, d / "gfmd.pdf")
+    Indexer(hash_settings, HashEmbedder(256)).ingest([d])
+    return Retriever.from_settings(hash_settings, HashEmbedder(256))
+
+
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, model_cache: Path):  # type: ignore[no-untyped-def]
     """The whole shared corpus indexed with the real default embedder (built once per test session)."""

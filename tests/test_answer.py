@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,15 @@ from assistant.answer import REFUSAL, AnswerSettings, Assistant
 from assistant.llm import LlmAssistant, build_messages, load_chat_model
 from index.build import Indexer
 from index.embed import HashEmbedder
-from index.retrieve import Filters, Retriever
+from index.retrieve import Filters
 from ingest.clean import normalize_for_match
 from ingest.errors import ModelError
 from ingest.types import Answer
 
-from .conftest import DEMO
-
 
 @pytest.fixture
-def retriever(hash_settings, tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    shutil.copy(DEMO, d / "gfmd.pdf")
-    Indexer(hash_settings, HashEmbedder(256)).ingest([d])
-    return Retriever.from_settings(hash_settings, HashEmbedder(256))
+def retriever(demo_retriever):
+    return demo_retriever
 
 
 def _verified(answer, retriever):

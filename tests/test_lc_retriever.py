@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
-from index.build import Indexer
-from index.embed import HashEmbedder
 from index.lc_retriever import ArrivalRetriever
-from index.retrieve import Retriever
-
-from .conftest import DEMO
 
 
 @pytest.fixture
-def retriever(hash_settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(DEMO, docs / "paper.pdf")
-    Indexer(hash_settings, HashEmbedder(256)).ingest([docs])
-    return Retriever.from_settings(hash_settings, HashEmbedder(256))
+def retriever(demo_retriever):
+    return demo_retriever
 
 
 def test_documents_carry_the_hits_metadata(retriever):
