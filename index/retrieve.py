@@ -189,9 +189,11 @@ class Retriever:
         in_context = context_scores(live, cand, own, qvec, w.context) if w.context > 0 else dense
         fused = in_context + keyword[cand] - w.question_penalty * live.question_lists[cand]
         order = np.argsort(-fused, kind="stable")
-        fused_scores = {int(cand[i]): {"hybrid": float(fused[i]), "dense": float(dense[i]),
-                                       "in_context": float(in_context[i]),
-                                 **{name: float(ch[cand[i]]) for name, ch in channels.items()}} for i in order}
+        fused_scores = {
+            int(cand[i]): {"hybrid": float(fused[i]), "dense": float(dense[i]), "in_context": float(in_context[i]),
+                           **{name: float(ch[cand[i]]) for name, ch in channels.items()}}
+            for i in order
+        }
         return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k)
 
     def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
