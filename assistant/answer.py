@@ -73,6 +73,7 @@ def answer_like(sentence: str) -> bool:
 @dataclass(frozen=True)
 class AnswerSettings:
     passages: int = 8  # passages searched for sentences
+    passages_per_doc: int = 4  # so that other documents get a look-in on broad questions
     max_sentences: int = 5
     min_score: float = 0.30  # dense similarity of the best passage below which we refuse (calibrated, README)
     sure_score: float = 0.45  # above this the named-term check is skipped
@@ -104,8 +105,7 @@ class Assistant:
         """Yields pieces of the answer text as they are ready, then the complete Answer."""
         question = " ".join(question.split())
         lang = question_lang(question)
-        hits = self.retriever.search(question, k=max(k, self.settings.passages), filters=filters,
-                                     query_lang=lang) if question else []
+        hits = self.evidence(question, lang, max(k, self.settings.passages), filters)
         shown = tuple(hits[:k])
         if self.should_refuse(question, hits):
             yield REFUSAL[lang]
@@ -130,6 +130,13 @@ class Assistant:
             return
         text = INTRO[lang] + "\n\n" + "\n".join(lines)
         yield Answer(question, text, lang, False, tuple(citations), shown)
+
+    def evidence(self, question: str, lang: str, n: int, filters: Filters | None = None) -> list[Hit]:
+        """The passages an answer is drawn from: the top n, at most `passages_per_doc` from one document."""
+        if not question:
+            return []
+        return self.retriever.search(question, k=n, filters=filters, query_lang=lang,
+                                     per_doc=self.settings.passages_per_doc)
 
     def should_refuse(self, question: str, hits: list[Hit]) -> bool:
         """Too little evidence: the best passage is far from the question, or the question names something

@@ -103,8 +103,7 @@ class LlmAssistant:
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
         question = " ".join(question.split())
         lang = question_lang(question)
-        hits = self.base.retriever.search(question, k=max(k, self.passages), filters=filters, query_lang=lang)
-        hits = hits[: max(k, self.passages)]
+        hits = self.base.evidence(question, lang, max(k, self.passages), filters)
         if self.base.should_refuse(question, hits):
             yield REFUSAL[lang]
             yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm")

@@ -132,8 +132,7 @@ def check_refusals(assistant: Any, result: EvalResult) -> Refusals:
         if q.answerable and q.id not in evaluated:
             continue
         counted[q.answerable] += 1
-        lang = question_lang(q.question)
-        hits = assistant.retriever.search(q.question, k=assistant.settings.passages, query_lang=lang)
+        hits = assistant.evidence(q.question, question_lang(q.question), assistant.settings.passages)
         if assistant.should_refuse(q.question, hits):
             refused[q.answerable].append(q.id)
     return Refusals(counted[False], tuple(refused[False]), counted[True], tuple(refused[True]))

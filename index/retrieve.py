@@ -153,7 +153,8 @@ class Retriever:
         return mask
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", filters: Filters | None = None,
-               query_lang: str | None = None) -> list[Hit]:
+               query_lang: str | None = None, per_doc: int | None = None) -> list[Hit]:
+        """Top-k passages. `per_doc` caps the passages of one document (default: the per_doc_cap setting)."""
         if mode not in MODES:
             raise ValueError(f"unknown retriever {mode!r}: choose from {', '.join(MODES)}")
         query = " ".join(query.split())
@@ -172,12 +173,12 @@ class Retriever:
                 keep = mask[rows]
                 rows, bm = rows[keep][:n], bm[keep][:n]
             scores = {int(r): {"bm25": float(b)} for r, b in zip(rows, bm, strict=True)}
-            return self._hits(live, [int(r) for r in rows], scores, "bm25", k)
+            return self._hits(live, [int(r) for r in rows], scores, "bm25", k, per_doc)
         qvec = self.embedder.embed_queries([query])[0]
         rows, sims = self._dense(snap, qvec, n, mask)
         if mode == "dense":
             scores = {int(r): {"dense": float(x)} for r, x in zip(rows, sims, strict=True)}
-            return self._hits(live, [int(r) for r in rows], scores, "dense", k)
+            return self._hits(live, [int(r) for r in rows], scores, "dense", k, per_doc)
         channels = self._keyword_channels(live, query, qlang, mask)
         w = self.weights
         keyword = (w.same_lang * channels["same"] + w.translated * channels["translated"]
@@ -194,7 +195,7 @@ class Retriever:
                            **{name: float(ch[cand[i]]) for name, ch in channels.items()}}
             for i in order
         }
-        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k)
+        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k, per_doc)
 
     def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
@@ -222,10 +223,10 @@ class Retriever:
         top = {"same": joint, "translated": joint, "cross": float(cross.max(initial=0.0))}
         return {name: values / top[name] if top[name] > 0 else values for name, values in channels.items()}
 
-    def _hits(self, live: Live, ranked: list[int], scores: dict[int, dict[str, float]], key: str, k: int
-              ) -> list[Hit]:
+    def _hits(self, live: Live, ranked: list[int], scores: dict[int, dict[str, float]], key: str, k: int,
+              per_doc: int | None = None) -> list[Hit]:
         """The first k of `ranked` after folding duplicates and applying the per-document cap."""
-        rows, also = self._select(live, ranked, k)
+        rows, also = self._select(live, ranked, k, self.weights.per_doc_cap if per_doc is None else per_doc)
         chunks = live.snap.chunks(rows + [r for folded in also.values() for r in folded])
         by_row = {c.row: c for c in chunks}
         hits = []
@@ -238,11 +239,11 @@ class Retriever:
                             doc_id=c.doc_id, scores=scores[r], also=places))
         return hits
 
-    def _select(self, live: Live, ranked: list[int], k: int) -> tuple[list[int], dict[int, list[int]]]:
+    def _select(self, live: Live, ranked: list[int], k: int, cap: int) -> tuple[list[int], dict[int, list[int]]]:
         """Walk the ranking: a passage whose vector is within `duplicate_cosine` of a kept one is the same
         text in another file (the UN guidance ships each step as its own PDF and inside the full guide) and
-        is folded into it instead of taking a place; then at most `per_doc_cap` passages per document."""
-        cap, limit = self.weights.per_doc_cap, self.duplicate_cosine
+        is folded into it instead of taking a place; then at most `cap` passages per document (0: no cap)."""
+        limit = self.duplicate_cosine
         vectors, doc_ids = live.snap.vectors, live.doc_ids
         kept: list[int] = []
         kept_vecs = np.empty((0, vectors.shape[1]), dtype=np.float32)
