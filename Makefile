@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
-# Tests: the package with test extras (pins the CPU build of torch), the model, and Debian's chromium.
+# Tests: the package with test extras, the model, and Debian's chromium. torch is pinned to 2.13.0: on these
+# machines pip takes that version's CPU build from local disk (an unpinned torch pulls the CUDA build).
 setup-test: $(VENV)/.installed-test model browser
 
 $(VENV)/.installed-test: pyproject.toml
