@@ -184,6 +184,28 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float)
 
 
 @contextlib.contextmanager
+def serve_process(args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float
+                  ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`arrival serve ARGS` on a free loopback port, output to `log`: (url, process) once the page answers
+    (LoadError if it exits or stays silent for `timeout` s). Terminated, then killed if need be, on exit."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", *args, "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_up(url, proc, log, timeout)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
 def started_server(opts: LoadOptions, progress: Progress | None = None) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """`arrival serve --no-ingest` on a free loopback port: (url, pid, facts). Stopped on exit."""
     say = progress or (lambda _msg: None)
@@ -212,25 +234,15 @@ def started_server(opts: LoadOptions, progress: Progress | None = None) -> Itera
             facts["corpus"] = str(corpus)
         elif not (home / "CURRENT").is_file():
             raise LoadError(f"{home}: no index there; run 'arrival ingest PATH...' first or omit --home")
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}/"
         log = tmp / "serve.log"
-        say(f"starting arrival serve on {url}")
+        say("starting arrival serve on a free loopback port")
         t0 = time.perf_counter()
-        with log.open("wb") as out:
-            proc = subprocess.Popen([*cmd, "serve", "--no-ingest", "--host", "127.0.0.1", "--port", str(port),
-                                     *_model_args(opts)], cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_up(url, proc, log, opts.start_timeout)
-            facts["server_start_s"] = round(time.perf_counter() - t0, 2)
-            yield url, proc.pid, facts
+            with serve_process(["--no-ingest", *_model_args(opts)], tmp, env, log, opts.start_timeout
+                               ) as (url, proc):
+                facts["server_start_s"] = round(time.perf_counter() - t0, 2)
+                yield url, proc.pid, facts
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
             text = _tail(log, 1 << 20)
             problems = [line for line in text.splitlines()
                         if any(w in line for w in ("Traceback", "ERROR", "WARNING", "Exception", "Error:"))]

@@ -9,15 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from eval.load import LoadError, serve_process
 
 from .conftest import ROOT, SHARED
 
@@ -29,52 +27,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_up(url: str, proc: subprocess.Popen[str], log: Path, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"arrival serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"arrival serve did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @contextlib.contextmanager
 def _serve(tmp: Path, **extra_env: str) -> Iterator[tuple[str, dict[str, float]]]:
     """`arrival serve` on a free loopback port with its own home; the bundled corpus is indexed first."""
     cache = Path(os.environ.get("ARRIVAL_CACHE", str(Path.home() / ".cache" / "arrival")))
-    port = _free_port()
     env = {**os.environ, "ARRIVAL_HOME": str(tmp / "home"), "ARRIVAL_CACHE": str(cache),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     for var in ("ARRIVAL_MODEL", "ARRIVAL_PASSWORD", "ARRIVAL_CORPUS"):
         env.pop(var, None)
     env.update(extra_env)
-    log = tmp / "serve.log"
     t0 = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], cwd=tmp,
-                                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_up(url, proc, log)
-        yield url, {"server_start_s": time.perf_counter() - t0}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serve_process([], tmp, env, tmp / "serve.log", timeout=180.0) as (url, _proc):
+            yield url, {"server_start_s": time.perf_counter() - t0}
+    except LoadError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
