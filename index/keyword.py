@@ -59,62 +59,89 @@ def analyze(text: str, lang: str) -> list[str]:
 
 
 class KeywordIndex:
-    """Wraps a bm25s.BM25 over chunk rows 0..N-1."""
+    """One bm25s.BM25 per language over chunk rows 0..N-1 (each index holds its language's rows).
 
-    def __init__(self, bm25: object | None, size: int) -> None:
-        self._bm25 = bm25
+    Statistics are per language: a French word's IDF counts French passages only. In one shared index the
+    smaller language's words look rarer than they are (their document frequency is divided by every passage
+    of both languages), which inflates its scores against the other language's: French questions then found
+    French passages where the answer was in English (README, "How it works").
+    """
+
+    def __init__(self, parts: dict[str, tuple[np.ndarray, object]], size: int) -> None:
+        self._parts = parts  # lang -> (rows, bm25)
         self.size = size
 
     @classmethod
     def build(cls, texts: list[str], langs: list[str]) -> KeywordIndex:
         bm25s = _bm25s()
-        if not texts:
-            return cls(None, 0)
-        tokens = [analyze(t, lang) or ["\u2205"] for t, lang in zip(texts, langs, strict=True)]
-        bm25 = bm25s.BM25()
-        bm25.index(tokens, show_progress=False)
-        return cls(bm25, len(texts))
+        parts: dict[str, tuple[np.ndarray, object]] = {}
+        by_lang = np.asarray(langs, dtype=object)
+        for lang in sorted(set(langs)):
+            rows = np.flatnonzero(by_lang == lang).astype(np.int64)
+            bm25 = bm25s.BM25()
+            bm25.index([analyze(texts[r], lang) or ["\u2205"] for r in rows], show_progress=False)
+            parts[lang] = (rows, bm25)
+        return cls(parts, len(texts))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "keyword.json").write_text(json.dumps({"size": self.size}))
-        if self._bm25 is not None:
-            self._bm25.save(str(folder), show_progress=False)  # type: ignore[attr-defined]
+        langs = sorted(self._parts)
+        for i, lang in enumerate(langs):
+            rows, bm25 = self._parts[lang]
+            part = folder / f"part-{i}"
+            bm25.save(str(part), show_progress=False)  # type: ignore[attr-defined]
+            np.save(part / "rows.npy", rows, allow_pickle=False)
+        (folder / "keyword.json").write_text(json.dumps({"size": self.size, "languages": langs}))
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
         bm25s = _bm25s()
-        size = int(json.loads((folder / "keyword.json").read_text())["size"])
-        if size == 0:
-            return cls(None, 0)
-        bm25 = bm25s.BM25.load(str(folder), load_corpus=False, mmap=False, allow_pickle=False,
-                               show_progress=False)
-        return cls(bm25, size)
+        meta = json.loads((folder / "keyword.json").read_text())
+        size = int(meta["size"])
+        parts: dict[str, tuple[np.ndarray, object]] = {}
+        for i, lang in enumerate(meta["languages"]):
+            part = folder / f"part-{i}"
+            try:
+                rows = np.load(part / "rows.npy", allow_pickle=False)
+                bm25 = bm25s.BM25.load(str(part), load_corpus=False, mmap=False, allow_pickle=False,
+                                       show_progress=False)
+            except (OSError, ValueError, KeyError, EOFError) as exc:
+                raise ValueError(f"{part}: {exc}") from None
+            if int(bm25.scores["num_docs"]) != len(rows) or (len(rows) and not 0 <= rows.min() <= rows.max() < size):
+                raise ValueError(f"{part}: rows.npy does not match its BM25 index")
+            parts[str(lang)] = (rows, bm25)
+        if sum(len(rows) for rows, _ in parts.values()) != size:
+            raise ValueError(f"language parts hold {sum(len(r) for r, _ in parts.values())} rows, not {size}")
+        return cls(parts, size)
 
-    def scores(self, query: str, lang: str) -> np.ndarray:
-        """BM25 score of every chunk row for the query analysed in `lang` (zeros when nothing matches)."""
-        if self._bm25 is None:
-            return np.zeros(self.size, dtype=np.float32)
-        vocab = self._bm25.vocab_dict  # type: ignore[attr-defined]
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._parts)
+
+    def scores(self, query: str, lang: str, target: str | None = None) -> np.ndarray:
+        """BM25 score of every chunk row for the query analysed in `lang`, against the passages in `target`
+        (default `lang`); rows in other languages score 0."""
+        out = np.zeros(self.size, dtype=np.float32)
+        part = self._parts.get(target or lang)
+        if part is None:
+            return out
+        rows, bm25 = part
+        vocab = bm25.vocab_dict  # type: ignore[attr-defined]
         tokens = [t for t in dict.fromkeys(analyze(query, lang)) if t in vocab]
-        if not tokens:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)  # type: ignore[attr-defined]
+        if tokens:
+            out[rows] = bm25.get_scores(tokens)  # type: ignore[attr-defined]
+        return out
 
-    def search(self, query: str, langs: tuple[str, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-n (rows, scores) for the query analysed in each of `langs` (tokens merged)."""
-        if self._bm25 is None or n <= 0:
+    def search(self, query: str, lang: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n (rows, scores): the query analysed in `lang`, scored against the passages of every language
+        (names and numbers match across languages)."""
+        if n <= 0 or not self._parts:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        tokens: list[str] = []
-        for lang in langs:
-            tokens.extend(t for t in analyze(query, lang) if t not in tokens)
-        vocab = self._bm25.vocab_dict  # type: ignore[attr-defined]
-        tokens = [t for t in tokens if t in vocab]
-        if not tokens:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self._bm25.get_scores(tokens)  # type: ignore[attr-defined]
+        scores = np.zeros(self.size, dtype=np.float32)
+        for target in self._parts:
+            scores += self.scores(query, lang, target)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         keep = scores[top] > 0
-        return top[keep].astype(np.int64), scores[top][keep].astype(np.float32)
+        return top[keep].astype(np.int64), scores[top][keep]

@@ -168,7 +168,7 @@ class Retriever:
         mask = self._allowed(live, filters or Filters())
         n = max(self.candidates, k)
         if mode == "bm25":
-            rows, bm = snap.keyword.search(query, (qlang,), n if mask is None else snap.keyword.size)
+            rows, bm = snap.keyword.search(query, qlang, n if mask is None else snap.keyword.size)
             if mask is not None:
                 keep = mask[rows]
                 rows, bm = rows[keep][:n], bm[keep][:n]
@@ -200,19 +200,17 @@ class Retriever:
     def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
         """Per-chunk keyword evidence in [0, 1]: same-language, translated, and untranslated cross-language."""
-        snap, langs = live.snap, live.langs
-        same_lang = langs == qlang
-        same = snap.keyword.scores(query, qlang) * same_lang
-        translated = np.zeros(len(langs), dtype=np.float32)
-        cross = np.zeros(len(langs), dtype=np.float32)
+        snap, n = live.snap, len(live.langs)
+        same = snap.keyword.scores(query, qlang)
+        translated = np.zeros(n, dtype=np.float32)
+        cross = np.zeros(n, dtype=np.float32)
         for other in snap.lexicon.languages:
             if other == qlang:
                 continue
-            in_other = langs == other
             text = snap.lexicon.translate(query, qlang, other, self.embedder)
             if text:
-                translated += snap.keyword.scores(text, other) * in_other
-            cross += snap.keyword.scores(query, other) * in_other
+                translated += snap.keyword.scores(text, other)
+            cross += snap.keyword.scores(query, other)
         channels = {"same": same, "translated": translated, "cross": cross}
         if mask is not None:
             for values in channels.values():

@@ -43,7 +43,7 @@ from ingest.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one BM25 index per language
 REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
 _GEN_NAME = re.compile(r"gen-[0-9]+")
 

@@ -386,7 +386,7 @@ def test_index_data_has_no_pickle(tmp_path: Path) -> None:
     assert gen is not None
     files = [p for p in gen.rglob("*") if p.is_file()]
     npy = [p for p in files if p.suffix == ".npy"]
-    assert any(p.name == "vectors.npy" for p in npy) and any(p.parent.name == "keyword" for p in npy)
+    assert any(p.name == "vectors.npy" for p in npy) and any(p.parent.parent.name == "keyword" for p in npy)
     for p in npy:
         arr = np.load(p, allow_pickle=False)
         assert arr.dtype != object, p

@@ -1,0 +1,57 @@
+"""The BM25 keyword index: per-language analysis and per-language statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.keyword import KeywordIndex, analyze
+
+FR = ["Le guichet unique de la ville accueille les migrants.",
+      "La mairie publie un guide pour les migrants nouveaux arrivants."]
+EN = ["The one-stop shop welcomes migrants in the city.", "Cities publish guides for newcomers.",
+      "UNICEF: housing and health services for migrants.", "The municipality trains its staff."]
+
+
+def test_analysis_is_per_language() -> None:
+    assert analyze("l'intégration des migrants", "fr") == ["integr", "migr"]
+    assert analyze("The integration of migrants", "en") == ["integr", "migrant"]
+
+
+def test_statistics_are_per_language() -> None:
+    """A French word's score depends on the French passages only: adding English passages that contain the
+    same token (a name, a cognate) must not change it. With one shared index it would (IDF over both)."""
+    small = KeywordIndex.build(FR + EN[:1], ["fr", "fr", "en"])
+    large = KeywordIndex.build(FR + EN, ["fr", "fr", "en", "en", "en", "en"])
+    query = "guichet unique pour les migrants"
+    assert np.allclose(small.scores(query, "fr")[:2], large.scores(query, "fr")[:2])
+    assert small.scores(query, "fr")[0] > small.scores(query, "fr")[1] > 0
+    # other-language rows score 0 in a language's channel, and a query can be scored against the other language
+    assert not large.scores(query, "fr")[2:].any()
+    cross = large.scores("l'UNICEF", "fr", target="en")
+    assert cross[4] > 0 and not np.delete(cross, 4).any()
+
+
+def test_search_ranks_across_languages_and_round_trips(tmp_path: Path) -> None:
+    index = KeywordIndex.build(FR + EN, ["fr", "fr", "en", "en", "en", "en"])
+    rows, scores = index.search("guichet unique migrants", "fr", 10)
+    assert rows[0] == 0 and list(scores) == sorted(scores, reverse=True) and (scores > 0).all()
+    index.save(tmp_path / "kw")
+    again = KeywordIndex.load(tmp_path / "kw")
+    assert again.languages == ("en", "fr") and again.size == 6
+    assert np.array_equal(again.scores("guides newcomers", "en"), index.scores("guides newcomers", "en"))
+
+
+def test_empty_index_and_mismatched_parts(tmp_path: Path) -> None:
+    empty = KeywordIndex.build([], [])
+    assert empty.size == 0 and not empty.scores("x", "fr").size and not len(empty.search("x", "fr", 5)[0])
+    empty.save(tmp_path / "empty")
+    assert KeywordIndex.load(tmp_path / "empty").size == 0
+    index = KeywordIndex.build(FR + EN, ["fr", "fr", "en", "en", "en", "en"])
+    index.save(tmp_path / "kw")
+    part = next(p for p in (tmp_path / "kw").iterdir() if p.is_dir())
+    np.save(part / "rows.npy", np.arange(1, dtype=np.int64), allow_pickle=False)
+    with pytest.raises(ValueError, match="part-"):
+        KeywordIndex.load(tmp_path / "kw")
