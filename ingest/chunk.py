@@ -74,7 +74,7 @@ class Chunker:
             return []
         headings = self._headings(doc, joined)
         heading_pos = [h[0] for h in headings]
-        chunks: list[Chunk] = []
+        spans: list[tuple[int, int]] = []
         prev_start, prev_end = -1, 0
         for piece in self._splitter.split_text(joined.text):
             # Pieces come in document order, each starting after the previous one. Look first where the
@@ -88,6 +88,10 @@ class Chunker:
                 raise ValueError(f"{doc.path}: chunk text not found in the document after offset {prev_start}")
             end = start + len(piece)
             prev_start, prev_end = start, end
+            spans.append((start, end))
+        chunks: list[Chunk] = []
+        for start, end in self._merge_fragments(joined.text, spans):
+            piece = joined.text[start:end]
             pi, pstart = joined.locate(start)
             pj, pend = joined.locate(end - 1)
             h = bisect.bisect_right(heading_pos, start) - 1
@@ -106,6 +110,35 @@ class Chunker:
                 )
             )
         return chunks
+
+    @property
+    def max_chars(self) -> int:
+        """The longest a chunk can be: chunk_size, plus a merged fragment of under a quarter of it."""
+        return self.chunk_size + self.chunk_size // 4
+
+    def _merge_fragments(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Join fragments shorter than a quarter chunk to a neighbour: a heading or a lead-in ending with ":"
+        to the passage it introduces, a tail (the end of a sentence, a list item) to the passage before it.
+        The recursive splitter leaves them alone when the next paragraph is too long to merge with; on their
+        own they are poor search results and poor embeddings ("Adopter une approche multipartite :")."""
+        small, limit = self.chunk_size // 4, self.max_chars
+        out: list[tuple[int, int]] = []
+        i = 0
+        while i < len(spans):
+            start, end = spans[i]
+            if end - start < small:
+                leads = not text[start:end].rstrip().endswith((".", "!", "?", ")", "»", '"'))
+                if leads and i + 1 < len(spans) and spans[i + 1][1] - start <= limit:
+                    out.append((start, spans[i + 1][1]))
+                    i += 2
+                    continue
+                if out and end - out[-1][0] <= limit and end > out[-1][1]:
+                    out[-1] = (out[-1][0], end)
+                    i += 1
+                    continue
+            out.append((start, end))
+            i += 1
+        return out
 
     @staticmethod
     def _headings(doc: Document, joined: JoinedText) -> list[tuple[int, str]]:

@@ -20,7 +20,8 @@ def gfmd():
 
 
 def test_offsets_point_at_the_chunk_text(gfmd):
-    chunks = Chunker(800, 120).split(gfmd)
+    chunker = Chunker(800, 120)
+    chunks = chunker.split(gfmd)
     assert len(chunks) > 20
     joined = join_pages(gfmd)
     pages = {p.number: p.text for p in gfmd.pages}
@@ -31,7 +32,7 @@ def test_offsets_point_at_the_chunk_text(gfmd):
         assert c.page <= c.page_end
         if c.page == c.page_end:
             assert pages[c.page][c.start:c.end] == c.text
-        assert len(c.text) <= 800
+        assert len(c.text) <= chunker.max_chars == 1000
 
 
 def test_page_numbers_match_the_pdf(gfmd):
@@ -64,3 +65,21 @@ def test_ids_are_stable_and_unique(gfmd):
     b = [c.chunk_id for c in Chunker(800, 120).split(PdfLoader().load(Path(DEMO)))]
     assert a == b
     assert len(set(a)) == len(a)
+
+
+def test_fragments_join_their_neighbours(gfmd):
+    """A heading or lead-in left alone by the splitter (the paragraph after it is too long to merge with) joins
+    the passage it introduces; a tail joins the passage before it. On the real paper no chunk is that short."""
+    from ingest.types import Document, Page
+
+    sentence = "Les villes coordonnent l'accueil des migrants avec les services de l'État et les associations. "
+    lead, body = "Adopter une approche multipartite :", sentence * 12
+    page = f"{body.strip()}\n\n{lead}\n\n{body.strip()}\n\nFin."
+    doc = Document(path="t.pdf", sha256="a" * 64, title="T", pages=(Page(1, page, page),), page_count=1)
+    chunker = Chunker(800, 120)
+    chunks = chunker.split(doc)
+    assert all(len(c.text) >= 200 for c in chunks), [c.text[:40] for c in chunks]
+    assert any(c.text.startswith(lead + "\n\nLes villes") for c in chunks)
+    assert chunks[-1].text.endswith("associations.\n\nFin.")
+    assert all(len(c.text) <= chunker.max_chars for c in chunks)
+    assert min(len(c.text) for c in chunker.split(gfmd)) >= 200
