@@ -37,13 +37,14 @@ def test_hybrid_beats_both_single_retrievers(result):
         assert m["hybrid"][key] >= max(m["bm25"][key], m["dense"][key]), key
 
 
-def test_quality_guards(result):
+def test_quality_floors(result):
+    """The project's floors (issue #6) on the shipped question set with default settings."""
     hybrid = result.results["hybrid"]
     assert hybrid.metrics["n"] >= 180
-    assert hybrid.metrics["recall@5"] >= 0.88
+    assert hybrid.metrics["recall@5"] >= 0.90
     assert hybrid.metrics["mrr@10"] >= 0.75
     assert hybrid.by_pair["en→fr"]["recall@5"] >= 0.85
-    assert hybrid.by_pair["fr→en"]["recall@5"] >= 0.70
+    assert hybrid.by_pair["fr→en"]["recall@5"] >= 0.85
 
 
 def test_report_is_written(result, tmp_path):
@@ -59,4 +60,4 @@ def test_refusal_rule_on_the_question_set(real_index, result):
     r = check_refusals(Assistant(Retriever.from_settings(settings, embedder)), result)
     assert r.unanswerable >= 10 and r.answerable == result.results["hybrid"].metrics["n"]
     assert r.refusal_rate is not None and r.refusal_rate >= 0.5
-    assert r.false_refusal_rate is not None and r.false_refusal_rate <= 0.06
+    assert r.false_refusal_rate is not None and r.false_refusal_rate <= 0.07
