@@ -107,7 +107,8 @@ class KeywordIndex:
                                        show_progress=False)
             except (OSError, ValueError, KeyError, EOFError) as exc:
                 raise ValueError(f"{part}: {exc}") from None
-            if int(bm25.scores["num_docs"]) != len(rows) or (len(rows) and not 0 <= rows.min() <= rows.max() < size):
+            if (rows.ndim != 1 or rows.dtype.kind not in "iu" or int(bm25.scores["num_docs"]) != len(rows)
+                    or (len(rows) and not 0 <= rows.min() <= rows.max() < size)):
                 raise ValueError(f"{part}: rows.npy does not match its BM25 index")
             parts[str(lang)] = (rows, bm25)
         if sum(len(rows) for rows, _ in parts.values()) != size:

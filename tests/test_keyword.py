@@ -52,6 +52,7 @@ def test_empty_index_and_mismatched_parts(tmp_path: Path) -> None:
     index = KeywordIndex.build(FR + EN, ["fr", "fr", "en", "en", "en", "en"])
     index.save(tmp_path / "kw")
     part = next(p for p in (tmp_path / "kw").iterdir() if p.is_dir())
-    np.save(part / "rows.npy", np.arange(1, dtype=np.int64), allow_pickle=False)
-    with pytest.raises(ValueError, match="part-"):
-        KeywordIndex.load(tmp_path / "kw")
+    for bad in (np.arange(1, dtype=np.int64), np.zeros(4, dtype=np.float32), np.arange(10, 14, dtype=np.int64)):
+        np.save(part / "rows.npy", bad, allow_pickle=False)
+        with pytest.raises(ValueError, match="part-"):
+            KeywordIndex.load(tmp_path / "kw")
