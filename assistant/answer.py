@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.keyword import fold, stopwords
-from index.retrieve import Filters, Retriever
-from ingest.clean import normalize_for_match
-from ingest.lang import detect_query
-from ingest.sentences import split_sentences
-from ingest.types import Answer, Citation, Hit
+from arrival.index.keyword import fold, stopwords
+from arrival.index.retrieve import Filters, Retriever
+from arrival.ingest.clean import normalize_for_match
+from arrival.ingest.lang import detect_query
+from arrival.ingest.sentences import split_sentences
+from arrival.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
 

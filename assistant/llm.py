@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.answer import REFUSAL, Assistant, Candidate, final_answer, question_lang
-from index.retrieve import Filters
-from ingest.errors import ModelError
-from ingest.sentences import split_sentences
-from ingest.types import Answer, Citation, Hit
+from arrival.assistant.answer import REFUSAL, Assistant, Candidate, final_answer, question_lang
+from arrival.errors import ModelError
+from arrival.index.retrieve import Filters
+from arrival.ingest.sentences import split_sentences
+from arrival.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
 

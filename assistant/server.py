@@ -10,13 +10,11 @@ cookie against the Gradio app's token table: no valid login, no PDF (401).
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import os
 import re
 import secrets
-import sys
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -24,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import ArrivalError
-from ingest.pdf import sha256_file
-from ingest.settings import Settings
+from arrival.errors import ArrivalError
+from arrival.ingest.pdf import sha256_file
+from arrival.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.requests import Request
 
-    from assistant.answer import Assistant
-    from assistant.llm import LlmAssistant
-    from index.embed import Embedder
-    from index.retrieve import Retriever
-    from index.store import DocInfo
+    from arrival.assistant.answer import Assistant
+    from arrival.assistant.llm import LlmAssistant
+    from arrival.index.embed import Embedder
+    from arrival.index.retrieve import Retriever
+    from arrival.index.store import DocInfo
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class UploadError(ArrivalError):
     """An uploaded file was refused. `key` names the reason's text in assistant.i18n; `fmt` fills it."""
 
     def __init__(self, key: str, **fmt: object) -> None:
-        from assistant.i18n import t
+        from arrival.assistant.i18n import t
 
         super().__init__(t(key, "en", **fmt))
         self.key = key
@@ -159,7 +157,7 @@ class Backend:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from index.embed import load_embedder
+                from arrival.index.embed import load_embedder
 
                 s = self.settings
                 self._embedder = load_embedder(s.model, s.cache, s.threads, s.batch_size)
@@ -169,7 +167,7 @@ class Backend:
         emb = self.embedder()
         with self._lock:
             if self._retriever is None:
-                from index.retrieve import Retriever
+                from arrival.index.retrieve import Retriever
 
                 self._retriever = Retriever.from_settings(self.settings, emb)
             return self._retriever
@@ -179,13 +177,13 @@ class Backend:
         ret = self.retriever()
         with self._lock:
             if self._assistant is None:
-                from assistant.llm import make_assistant
+                from arrival.assistant.llm import make_assistant
 
                 self._assistant = make_assistant(self.settings, ret)
             return self._assistant
 
     def has_index(self) -> bool:
-        from index.store import IndexStore
+        from arrival.index.store import IndexStore
 
         return IndexStore(Path(self.settings.home)).current() is not None
 
@@ -217,7 +215,7 @@ class Backend:
     def ingest_uploads(self, files: Sequence[tuple[str, Path]],
                        progress: Callable[[str, int, int], None] | None = None) -> list[UploadResult]:
         """Store then index uploaded files: (name given by the user, temporary path) pairs, one result each."""
-        from index.build import Indexer
+        from arrival.index.build import Indexer
 
         results: list[UploadResult] = []
         with self._ingest_lock:
@@ -295,8 +293,8 @@ def build_app(settings: Settings, embedder: Embedder | None = None, backend: Bac
     from fastapi import FastAPI
     from starlette.responses import FileResponse, PlainTextResponse, Response
 
-    from assistant.i18n import gradio_i18n
-    from assistant.ui import CSS_PATH, build_blocks
+    from arrival.assistant.i18n import gradio_i18n
+    from arrival.assistant.ui import CSS_PATH, build_blocks
 
     backend = backend or Backend(settings, embedder)
     app = FastAPI(title="arrival", docs_url=None, redoc_url=None, openapi_url=None)
@@ -364,66 +362,23 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, embedde
     if warning:
         log.warning("%s", warning)
     if settings.llm:  # a misconfigured chat model fails here, in one line, not at the first question
-        from assistant.llm import load_chat_model
+        from arrival.assistant.llm import load_chat_model
 
         load_chat_model(settings.llm, settings.llm_base_url, check_only=True)
     app = build_app(settings, embedder)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-# -- command line -------------------------------------------------------------------------------------------
 def bundled_corpus() -> Path:
+    """The demo documents indexed when a server starts on an empty index (ARRIVAL_CORPUS overrides)."""
     env = os.environ.get("ARRIVAL_CORPUS")
     return Path(env) if env else Path(__file__).resolve().parents[1] / "corpus"
 
 
-def _index_is_empty(backend: Backend) -> bool:
+def index_is_empty(backend: Backend) -> bool:
     if not backend.has_index():
         return True
     try:
         return not backend.documents()
     except ArrivalError:
         return False  # an index that cannot be opened is reported by the page, not replaced
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from assistant.cli import _settings
-
-    s = _settings(args)
-    warning = exposure_warning(s, args.host)
-    if warning:
-        sys.stderr.write(f"arrival: warning: {warning}\n")
-    backend = Backend(s)
-    if not args.no_ingest and _index_is_empty(backend):
-        corpus = bundled_corpus()
-        if corpus.is_dir():
-            from index.build import Indexer
-
-            sys.stderr.write(f"arrival: the index is empty; indexing {corpus} first\n")
-            try:
-                report = Indexer(s, backend.embedder()).ingest([corpus], wait=60.0)
-            except ArrivalError as exc:
-                sys.stderr.write(f"arrival: could not index {corpus}: {exc}\n")
-            else:
-                for f in report.failed:
-                    sys.stderr.write(f"arrival: {f.path}: {f.reason}\n")
-                n = sum(1 for f in report.files if f.status == "indexed")
-                sys.stderr.write(f"arrival: {n} document(s) indexed in {report.seconds:.1f} s\n")
-        else:
-            sys.stderr.write(f"arrival: no corpus folder at {corpus}; add documents from the page\n")
-    import uvicorn
-
-    app = build_app(s, backend=backend)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    sys.stderr.write(f"arrival: chat on http://{shown}:{args.port}/ (Ctrl+C to stop)\n")
-    sys.stderr.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
-    return 0
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("serve", parents=[common], help="run the chat in the browser")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--no-ingest", action="store_true", help="do not index the bundled corpus when the index is empty")
-    p.set_defaults(func=cmd_serve)

@@ -20,12 +20,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from assistant.i18n import TEXT, pick_lang, t
-from ingest.errors import ArrivalError, IndexOpenError, LockedError, ModelError
-from ingest.types import Answer, Citation, Hit
+from arrival.assistant.i18n import TEXT, pick_lang, t
+from arrival.errors import ArrivalError, IndexOpenError, LockedError, ModelError
+from arrival.types import Answer, Citation, Hit
 
 if TYPE_CHECKING:
-    from assistant.server import Backend, UploadResult
+    from arrival.assistant.server import Backend, UploadResult
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ def _write_export(answer: Answer, folder: Path) -> str:
 
 
 def build_blocks(backend: Backend) -> gr.Blocks:
-    from assistant.i18n import gradio_i18n
-    from index.retrieve import Filters
+    from arrival.assistant.i18n import gradio_i18n
+    from arrival.index.retrieve import Filters
 
     i18n = gradio_i18n()
     settings = backend.settings

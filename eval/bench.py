@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from index.vectors import IVF_NPROBE, build_ivf, ivf_nlist
-from ingest.errors import ArrivalError
+from arrival.errors import ArrivalError
+from arrival.index.vectors import IVF_NPROBE, build_ivf, ivf_nlist
 
 DIM = 512
 K = 10  # recall@K and neighbours fetched in the scaling runs
@@ -189,7 +189,7 @@ def build_hnsw(vectors: np.ndarray) -> Any:
     """HNSW with the parameters the product uses (index/vectors.py)."""
     import faiss
 
-    from index import vectors as product
+    from arrival.index import vectors as product
 
     index = faiss.IndexHNSWFlat(int(vectors.shape[1]), product.HNSW_M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = product.HNSW_EF_CONSTRUCTION
@@ -223,20 +223,20 @@ def _params_text(index: Any, kind: str) -> str:
 
 # -- phases (each runs in its own process) ---------------------------------------------------------------
 def _settings(spec: dict[str, Any]) -> Any:
-    from ingest.settings import load_settings
+    from arrival.settings import load_settings
 
     return load_settings(home=spec.get("home"), model=spec.get("model"), threads=spec.get("threads"),
                          cache=spec.get("cache"))
 
 
 def _embedder(settings: Any) -> Any:
-    from index.embed import load_embedder
+    from arrival.index.embed import load_embedder
 
     return load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
 
 
 def _pdfs(corpus: str) -> list[Path]:
-    from index.build import discover
+    from arrival.index.build import discover
 
     files, _ = discover([Path(corpus)])
     for f in files:  # same start for every pipeline: the files are in the page cache
@@ -247,7 +247,7 @@ def _pdfs(corpus: str) -> list[Path]:
 
 def phase_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     """Cold ingest into an empty home, then a no-op re-ingest of the same paths (same process)."""
-    from index.build import Indexer
+    from arrival.index.build import Indexer
 
     settings = _settings(spec)
     files = _pdfs(spec["corpus"])
@@ -334,10 +334,10 @@ def _questions(path: str, limit: int | None = None) -> list[str]:
 
 def _load_server(settings: Any, embedder: Any) -> tuple[Any, str]:
     """(retriever, what was loaded): the web app object when it can be built, else retriever + assistant."""
-    from index.retrieve import Retriever
+    from arrival.index.retrieve import Retriever
 
     try:
-        from assistant.server import Backend, build_app
+        from arrival.assistant.server import Backend, build_app
 
         backend = Backend(settings, embedder)
         app = build_app(settings, backend=backend)
@@ -350,7 +350,7 @@ def _load_server(settings: Any, embedder: Any) -> tuple[Any, str]:
 
 def phase_serve(spec: dict[str, Any]) -> dict[str, Any]:
     """Load what a server holds, warm it up, then time single queries and answers."""
-    from assistant.answer import Assistant
+    from arrival.assistant.answer import Assistant
 
     t0 = time.perf_counter()
     settings = _settings(spec)
@@ -465,7 +465,7 @@ def phase_ann_real(spec: dict[str, Any]) -> dict[str, Any]:
     sentences, so there are several thousand; queries are the real question embeddings."""
     import faiss
 
-    from index.store import IndexStore
+    from arrival.index.store import IndexStore
 
     settings = _settings(spec)
     snap = IndexStore(settings.home).open()
@@ -591,7 +591,7 @@ def run_phase(name: str, spec: dict[str, Any], env: dict[str, str] | None = None
         t0 = time.perf_counter()
         cpu: dict[int, float] = {}
         with err_path.open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "eval.bench", name, str(spec_path), str(out_path)],
+            proc = subprocess.Popen([sys.executable, "-m", "arrival.eval.bench", name, str(spec_path), str(out_path)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                     env={**os.environ, **(env or {})})
             watched = psutil.Process(proc.pid) if psutil is not None else None
@@ -648,7 +648,7 @@ def check_requirements() -> None:
 
 def _noop_cli(opts: BenchOptions, home: Path) -> float:
     """Wall time of a fresh `arrival ingest` process over an unchanged corpus (start-up and imports included)."""
-    cmd = [sys.executable, "-m", "assistant.cli", "ingest", str(opts.corpus), "--home", str(home), "--json", "-q"]
+    cmd = [sys.executable, "-m", "arrival.cli", "ingest", str(opts.corpus), "--home", str(home), "--json", "-q"]
     if opts.model:
         cmd += ["--model", opts.model]
     if opts.threads is not None:
@@ -669,7 +669,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
     check_requirements()
     if not opts.corpus.is_dir() and not opts.corpus.is_file():
         raise BenchError(f"{opts.corpus}: no such corpus folder")
-    from eval.cli import default_questions
+    from arrival.eval.cli import default_questions
 
     questions = str(opts.questions or default_questions())
     sizes = tuple(n for n in opts.scaling if n > 0)

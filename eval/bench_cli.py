@@ -48,8 +48,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from eval.bench import DEFAULT_SCALING, HNSW_MAX_DEFAULT, BenchError, BenchOptions, markdown_table, run_bench
-    from ingest.settings import load_settings
+    from arrival.eval.bench import (
+        DEFAULT_SCALING,
+        HNSW_MAX_DEFAULT,
+        BenchError,
+        BenchOptions,
+        markdown_table,
+        run_bench,
+    )
+    from arrival.settings import load_settings
 
     if args.queries < 1 or args.repeat < 1:
         raise BenchError("--queries and --repeat must be at least 1")

@@ -14,7 +14,7 @@ RETRIEVERS = ("bm25", "dense", "hybrid")
 def default_questions() -> Path:
     from importlib.resources import files
 
-    return Path(str(files("eval") / "questions.jsonl"))
+    return Path(str(files("arrival.eval") / "questions.jsonl"))
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -41,13 +41,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from assistant.answer import Assistant
-    from eval.relevance import load_questions
-    from eval.report import markdown_table, summary_lines, write_report
-    from eval.runner import check_refusals, evaluate
-    from index.retrieve import Retriever
-    from ingest.errors import SettingsError
-    from ingest.settings import load_settings
+    from arrival.assistant.answer import Assistant
+    from arrival.errors import SettingsError
+    from arrival.eval.relevance import load_questions
+    from arrival.eval.report import markdown_table, summary_lines, write_report
+    from arrival.eval.runner import check_refusals, evaluate
+    from arrival.index.retrieve import Retriever
+    from arrival.settings import load_settings
 
     if args.k is not None and args.k < 1:
         raise SettingsError("-k must be at least 1")
@@ -85,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _writing(path: Path, write: Any) -> Any:
-    from ingest.errors import ArrivalError
+    from arrival.errors import ArrivalError
 
     try:
         return write(path)

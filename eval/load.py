@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.server import is_loopback
-from ingest.errors import ArrivalError
+from arrival.assistant.server import is_loopback
+from arrival.errors import ArrivalError
 
 ROOT = Path(__file__).resolve().parents[1]
 API_NAME = "/respond"  # the chat's event (the Send button; Enter in the question box is /respond_1, the same fn)
@@ -191,7 +191,7 @@ def serve_process(args: list[str], cwd: Path, env: dict[str, str], log: Path, ti
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", *args, "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "arrival.cli", "serve", *args, "--host", "127.0.0.1",
                                  "--port", str(port)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_up(url, proc, log, timeout)
@@ -214,9 +214,9 @@ def started_server(opts: LoadOptions, progress: Progress | None = None) -> Itera
         facts: dict[str, Any] = {}
         home = opts.home.resolve() if opts.home is not None else tmp / "home"
         env = _server_env(home, tmp, opts)
-        cmd = [sys.executable, "-m", "assistant.cli"]
+        cmd = [sys.executable, "-m", "arrival.cli"]
         if opts.home is None:
-            from assistant.server import bundled_corpus
+            from arrival.assistant.server import bundled_corpus
 
             corpus = (opts.corpus or bundled_corpus()).resolve()
             if not corpus.is_dir():
@@ -647,7 +647,7 @@ def run_load(opts: LoadOptions, progress: Progress | None = None) -> dict[str, A
 
 
 def _default_model() -> str:
-    from ingest.settings import load_settings
+    from arrival.settings import load_settings
 
     try:
         return load_settings().model

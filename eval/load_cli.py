@@ -38,7 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from eval.load import LoadOptions, markdown_table, run_load
+    from arrival.eval.load import LoadOptions, markdown_table, run_load
 
     opts = LoadOptions(
         url=args.url, users=args.users, seconds=args.seconds, max_requests=args.max_requests,

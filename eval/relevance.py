@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ingest.clean import normalize_for_match
-from ingest.errors import ArrivalError
-from ingest.types import Hit
+from arrival.errors import ArrivalError
+from arrival.ingest.clean import normalize_for_match
+from arrival.types import Hit
 
 LANGS = ("fr", "en")
 STRADDLE_SHARE = 0.6

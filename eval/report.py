@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from eval.metrics import PAIRS, RECALL_KS
-from eval.runner import EvalResult
+from arrival.eval.metrics import PAIRS, RECALL_KS
+from arrival.eval.runner import EvalResult
 
 COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("R@1", "recall@1", None),

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.metrics import by_group, first_relevant_rank, mean_metrics, per_question, recall_curve
-from eval.relevance import Coverage, Question, RelevanceJudge, language_pair, scan_coverage
-from ingest.types import Hit
+from arrival.eval.metrics import by_group, first_relevant_rank, mean_metrics, per_question, recall_curve
+from arrival.eval.relevance import Coverage, Question, RelevanceJudge, language_pair, scan_coverage
+from arrival.types import Hit
 
 if TYPE_CHECKING:
-    from index.retrieve import Retriever
+    from arrival.index.retrieve import Retriever
 
 MODES = ("bm25", "dense", "hybrid")
 METRIC_K = 10
@@ -123,7 +123,7 @@ class Refusals:
 def check_refusals(assistant: Any, result: EvalResult) -> Refusals:
     """Ask the assistant's refusal rule (`should_refuse` on the passages its `ask` would search) about every
     unanswerable question and every evaluated answerable one."""
-    from assistant.answer import question_lang
+    from arrival.assistant.answer import question_lang
 
     evaluated = set(result.evaluated)
     refused: dict[bool, list[str]] = {True: [], False: []}

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import Embedder
-from index.store import IndexStore, Snapshot
-from ingest.chunk import Chunker, document_languages
-from ingest.errors import IndexOpenError, IngestError
-from ingest.pdf import NO_TEXT, PdfLoader, sha256_file
-from ingest.settings import Settings
-from ingest.types import Chunk, Document
+from arrival.errors import IndexOpenError, IngestError
+from arrival.index.embed import Embedder
+from arrival.index.store import IndexStore, Snapshot
+from arrival.ingest.chunk import Chunker, document_languages
+from arrival.ingest.pdf import NO_TEXT, PdfLoader, sha256_file
+from arrival.settings import Settings
+from arrival.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 

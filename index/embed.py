@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ingest.errors import ModelError
+from arrival.errors import ModelError
 
 
 @runtime_checkable
@@ -77,11 +77,11 @@ def load_embedder(spec: str, cache: Path, threads: int = 0, batch_size: int = 64
     """Build the embedder a spec names. Raises ModelError with a one-line reason."""
     spec = spec.strip()
     if spec == "use-m3":
-        from index.use_m3 import UseM3Embedder
+        from arrival.index.use_m3 import UseM3Embedder
 
         return UseM3Embedder(cache=cache, threads=threads, batch_size=batch_size)
     if spec.startswith("st:"):
-        from index.st_embedder import SentenceTransformerEmbedder
+        from arrival.index.st_embedder import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(spec[3:], threads=threads, batch_size=batch_size)
     if spec.startswith("hash:"):

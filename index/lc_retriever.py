@@ -4,7 +4,7 @@ Each Document carries the passage text and the same metadata as `arrival search 
 page, page_end, lang, heading, rank, score, other places of the same passage), so arrival's index plugs into
 any LangChain chain.
 
-    from index.lc_retriever import ArrivalRetriever
+    from arrival.index.lc_retriever import ArrivalRetriever
     retriever = ArrivalRetriever.from_settings(load_settings(), k=5)
     docs = retriever.invoke("Quels mécanismes de coordination entre villes et États sont recommandés ?")
 """
@@ -18,9 +18,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from index.retrieve import MODES, Filters, Retriever
-from ingest.settings import Settings
-from ingest.types import Hit
+from arrival.index.retrieve import MODES, Filters, Retriever
+from arrival.settings import Settings
+from arrival.types import Hit
 
 
 def hit_to_document(hit: Hit) -> Document:

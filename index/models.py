@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import ModelError
+from arrival.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import Embedder
-from index.keyword import fold
-from index.store import IndexStore, Snapshot
-from index.vectors import search_vectors
-from ingest.errors import IndexOpenError
-from ingest.lang import detect_query
-from ingest.settings import Settings
-from ingest.types import Hit
+from arrival.errors import IndexOpenError
+from arrival.index.embed import Embedder
+from arrival.index.keyword import fold
+from arrival.index.store import IndexStore, Snapshot
+from arrival.index.vectors import search_vectors
+from arrival.ingest.lang import detect_query
+from arrival.settings import Settings
+from arrival.types import Hit
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Retriever:
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
-        from index.embed import load_embedder
+        from arrival.index.embed import load_embedder
 
         emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
         weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
@@ -280,7 +280,7 @@ class Retriever:
 
 def question_lists(snap: Snapshot) -> np.ndarray:
     """1.0 for chunks whose sentences are mostly questions (guiding-question lists), else 0.0."""
-    from ingest.sentences import split_sentences
+    from arrival.ingest.sentences import split_sentences
 
     out = []
     for (text,) in snap.db.execute("SELECT text FROM chunks ORDER BY row"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.errors import ModelError
+from arrival.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from index.embed import Embedder
-from index.keyword import KeywordIndex
-from index.lexicon import Lexicon, build_lexicon
-from index.vectors import build_vector_index, index_kind
-from ingest.errors import IndexBuildError, IndexOpenError, LockedError
-from ingest.types import Chunk, Document
+from arrival.errors import IndexBuildError, IndexOpenError, LockedError
+from arrival.index.embed import Embedder
+from arrival.index.keyword import KeywordIndex
+from arrival.index.lexicon import Lexicon, build_lexicon
+from arrival.index.vectors import build_vector_index, index_kind
+from arrival.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from index.models import USE_M3_ID, use_m3_path
-from ingest.errors import ModelError
+from arrival.errors import ModelError
+from arrival.index.models import USE_M3_ID, use_m3_path
 
 log = logging.getLogger(__name__)
 

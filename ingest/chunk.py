@@ -11,9 +11,9 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass
 
-from ingest.clean import find_headings
-from ingest.lang import detect
-from ingest.types import Chunk, Document
+from arrival.ingest.clean import find_headings
+from arrival.ingest.lang import detect
+from arrival.types import Chunk, Document
 
 PAGE_JOIN = "\n\n"
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]

@@ -7,9 +7,9 @@ import logging
 import re
 from pathlib import Path
 
-from ingest.clean import clean_pages, find_headings
-from ingest.errors import IngestError
-from ingest.types import Document, Page
+from arrival.errors import IngestError
+from arrival.ingest.clean import clean_pages, find_headings
+from arrival.types import Document, Page
 
 log = logging.getLogger(__name__)
 

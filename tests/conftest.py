@@ -59,7 +59,7 @@ def model_cache() -> Path:
 
 @pytest.fixture
 def hash_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from ingest.settings import load_settings
+    from arrival.settings import load_settings
 
     return load_settings(home=tmp_path / "home", model="hash:256")
 
@@ -69,9 +69,9 @@ def demo_retriever(hash_settings, tmp_path: Path):  # type: ignore[no-untyped-de
     """A Retriever over the bundled GFMD paper (as docs/gfmd.pdf) indexed with the hash embedder."""
     import shutil
 
-    from index.build import Indexer
-    from index.embed import HashEmbedder
-    from index.retrieve import Retriever
+    from arrival.index.build import Indexer
+    from arrival.index.embed import HashEmbedder
+    from arrival.index.retrieve import Retriever
 
     d = tmp_path / "docs"
     d.mkdir()
@@ -83,10 +83,10 @@ def demo_retriever(hash_settings, tmp_path: Path):  # type: ignore[no-untyped-de
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, model_cache: Path):  # type: ignore[no-untyped-def]
     """The whole shared corpus indexed with the real default embedder (built once per test session)."""
-    from index.build import Indexer
-    from index.embed import load_embedder
-    from index.models import fetch_use_m3
-    from ingest.settings import load_settings
+    from arrival.index.build import Indexer
+    from arrival.index.embed import load_embedder
+    from arrival.index.models import fetch_use_m3
+    from arrival.settings import load_settings
 
     fetch_use_m3(model_cache)
     settings = load_settings(home=tmp_path_factory.mktemp("real") / "home", cache=model_cache)

@@ -311,7 +311,7 @@ def arrival_env(home: Path, **extra: str) -> dict[str, str]:
 def arrival_argv(*args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "assistant.cli", *args]
+    return [sys.executable, "-m", "arrival.cli", *args]
 
 
 def run_arrival(args: Sequence[str], home: Path, cwd: Path | None = None, timeout: float = 600, **extra: str

@@ -8,14 +8,14 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from assistant.answer import REFUSAL, AnswerSettings, Assistant
-from assistant.llm import LlmAssistant, build_messages, load_chat_model
-from index.build import Indexer
-from index.embed import HashEmbedder
-from index.retrieve import Filters
-from ingest.clean import normalize_for_match
-from ingest.errors import ModelError
-from ingest.types import Answer
+from arrival.assistant.answer import REFUSAL, AnswerSettings, Assistant
+from arrival.assistant.llm import LlmAssistant, build_messages, load_chat_model
+from arrival.errors import ModelError
+from arrival.index.build import Indexer
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Filters
+from arrival.ingest.clean import normalize_for_match
+from arrival.types import Answer
 
 
 @pytest.fixture

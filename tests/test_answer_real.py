@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer import Assistant
-from index.retrieve import Retriever
-from ingest.clean import normalize_for_match
+from arrival.assistant.answer import Assistant
+from arrival.index.retrieve import Retriever
+from arrival.ingest.clean import normalize_for_match
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index.build import Indexer
-from index.embed import HashEmbedder
-from index.retrieve import Filters, Retriever
-from index.store import IndexStore
-from ingest.errors import IngestError
-from ingest.pdf import NO_TEXT, PdfLoader
-from ingest.settings import load_settings
+from arrival.errors import IngestError
+from arrival.index.build import Indexer
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Filters, Retriever
+from arrival.index.store import IndexStore
+from arrival.ingest.pdf import NO_TEXT, PdfLoader
+from arrival.settings import load_settings
 
 from . import pdfgen
 from .conftest import DEMO

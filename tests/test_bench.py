@@ -29,7 +29,7 @@ def smoke() -> dict:
     pytest.importorskip("langchain_community")
     env = {**os.environ, "ARRIVAL_MODEL": "hash:256", "GRADIO_ANALYTICS_ENABLED": "False"}
     p = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "bench", "--corpus", str(DEMO.parent), "--scaling", "2000",
+        [sys.executable, "-m", "arrival.cli", "bench", "--corpus", str(DEMO.parent), "--scaling", "2000",
          "--queries", "20", "--repeat", "1", "--model", "hash:256", "--json", "-q"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
     )
@@ -66,7 +66,7 @@ def test_smoke_bench_scaling_rows(smoke):
 
 
 def test_markdown_table_renders_the_result(smoke):
-    from eval.bench import markdown_table
+    from arrival.eval.bench import markdown_table
 
     md = markdown_table(smoke)
     assert "| Cold ingest |" in md and "| Ingest time arrival / LangChain |" in md
@@ -76,7 +76,7 @@ def test_markdown_table_renders_the_result(smoke):
 def test_scaling_sizes_parse():
     import argparse
 
-    from eval.bench_cli import _sizes
+    from arrival.eval.bench_cli import _sizes
 
     assert _sizes("10k,100k,1m") == (10_000, 100_000, 1_000_000)
     assert _sizes("0") == (0,)
@@ -85,7 +85,7 @@ def test_scaling_sizes_parse():
 
 
 def test_synthetic_vectors_are_clustered_unit_vectors():
-    from eval.bench import Mixture
+    from arrival.eval.bench import Mixture
 
     mix = Mixture()
     x = np.concatenate(list(mix.chunks(3000, rows=1000)))
@@ -102,7 +102,7 @@ def test_synthetic_vectors_are_clustered_unit_vectors():
 
 
 def test_recall_and_percentiles_helpers():
-    from eval.bench import ivf_nlist, percentiles, recall_at_k
+    from arrival.eval.bench import ivf_nlist, percentiles, recall_at_k
 
     truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     found = np.array([[1, 2, 9, 4], [8, 7, 6, 5]])
@@ -113,7 +113,7 @@ def test_recall_and_percentiles_helpers():
 
 
 def test_bench_rejects_a_missing_corpus(tmp_path: Path):
-    from eval.bench import BenchError, BenchOptions, run_bench
+    from arrival.eval.bench import BenchError, BenchOptions, run_bench
 
     with pytest.raises(BenchError, match="no such corpus"):
         run_bench(BenchOptions(corpus=tmp_path / "nowhere", model="hash:256", scaling=(0,)))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunk import Chunker, join_pages
-from ingest.clean import normalize_for_match
-from ingest.pdf import PdfLoader
+from arrival.ingest.chunk import Chunker, join_pages
+from arrival.ingest.clean import normalize_for_match
+from arrival.ingest.pdf import PdfLoader
 
 from .conftest import DEMO
 
@@ -70,7 +70,7 @@ def test_ids_are_stable_and_unique(gfmd):
 def test_fragments_join_their_neighbours(gfmd):
     """A heading or lead-in left alone by the splitter (the paragraph after it is too long to merge with) joins
     the passage it introduces; a tail joins the passage before it. On the real paper no chunk is that short."""
-    from ingest.types import Document, Page
+    from arrival.types import Document, Page
 
     sentence = "Les villes coordonnent l'accueil des migrants avec les services de l'État et les associations. "
     lead, body = "Adopter une approche multipartite :", sentence * 12

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.clean import clean_pages, find_headings, normalize_for_match
+from arrival.ingest.clean import clean_pages, find_headings, normalize_for_match
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 

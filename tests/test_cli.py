@@ -16,7 +16,7 @@ from .conftest import DEMO
 
 def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "ARRIVAL_HOME": str(home), "ARRIVAL_MODEL": "hash:256", **env}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, env=e,
+    return subprocess.run([sys.executable, "-m", "arrival.cli", *args], capture_output=True, text=True, env=e,
                           timeout=300)
 
 

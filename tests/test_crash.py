@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.build import Indexer, embedding_text
-from index.embed import HashEmbedder
-from index.retrieve import Filters, Retriever
-from index.store import IndexStore
-from ingest.errors import IndexOpenError
-from ingest.settings import load_settings
-from ingest.types import Chunk
+from arrival.errors import IndexOpenError
+from arrival.index.build import Indexer, embedding_text
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Filters, Retriever
+from arrival.index.store import IndexStore
+from arrival.settings import load_settings
+from arrival.types import Chunk
 
 from . import pdfgen
 from .conftest import DEMO
@@ -220,7 +220,7 @@ def test_a_no_op_ingest_removes_a_killed_writers_leftovers(base, tmp_path: Path)
 HOLDER = """
 import sys
 from pathlib import Path
-from index.store import IndexStore
+from arrival.index.store import IndexStore
 with IndexStore(Path(sys.argv[1])).lock():
     print("locked", flush=True)
     sys.stdin.read()
@@ -431,7 +431,7 @@ VICTIMS = ["faiss-truncated", "sqlite-damaged", "sqlite-header", "current-text",
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """The command line in this process (same code path as the subprocess; an exception here = a traceback)."""
-    from assistant.cli import main
+    from arrival.cli import main
 
     rc = main(args)
     out = capsys.readouterr()

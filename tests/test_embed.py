@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import models
-from index.embed import Embedder, HashEmbedder, load_embedder
-from index.models import USE_M3_MEMBER, fetch_use_m3, model_status, use_m3_path
-from ingest.errors import ModelError
+from arrival.errors import ModelError
+from arrival.index import models
+from arrival.index.embed import Embedder, HashEmbedder, load_embedder
+from arrival.index.models import USE_M3_MEMBER, fetch_use_m3, model_status, use_m3_path
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -100,7 +100,7 @@ def test_use_m3_missing_model_is_a_clear_error_and_no_download(tmp_path: Path, n
 
 
 def test_st_embedder_is_lazy_and_names_itself() -> None:
-    from index.st_embedder import SentenceTransformerEmbedder
+    from arrival.index.st_embedder import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder("/nowhere/model", threads=1, batch_size=8)  # nothing loads yet
     assert e.id == "st:/nowhere/model"
@@ -122,7 +122,7 @@ class _FakeST:
 
 
 def _with_fake(name: str, fake: _FakeST):
-    from index.st_embedder import SentenceTransformerEmbedder
+    from arrival.index.st_embedder import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder(name)
     e._model = fake
@@ -339,7 +339,7 @@ def test_use_m3_very_long_input(use_m3: Embedder) -> None:
 
 @pytest.mark.slow
 def test_use_m3_concurrent_first_use(use_m3_cache: Path) -> None:
-    from index.use_m3 import UseM3Embedder
+    from arrival.index.use_m3 import UseM3Embedder
 
     e = UseM3Embedder(cache=use_m3_cache, threads=1, batch_size=4)
     results: list[np.ndarray] = []
@@ -385,7 +385,7 @@ def test_st_minilm(minilm_path: Path) -> None:
 
 @pytest.mark.slow
 def test_st_missing_model_is_model_error(tmp_path: Path) -> None:
-    from index.st_embedder import SentenceTransformerEmbedder
+    from arrival.index.st_embedder import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder(str(tmp_path / "no-such-model"))
     with pytest.raises(ModelError, match="offline") as info:

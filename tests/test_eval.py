@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.metrics import mean_metrics, per_question
-from eval.relevance import (
+from arrival.eval.metrics import mean_metrics, per_question
+from arrival.eval.relevance import (
     Question,
     QuestionFileError,
     RelevanceJudge,
@@ -22,14 +22,14 @@ from eval.relevance import (
     source_matches,
     straddles,
 )
-from eval.report import markdown_table, write_report
-from eval.runner import evaluate
-from index.build import Indexer
-from index.embed import HashEmbedder
-from index.retrieve import Retriever
-from ingest.clean import normalize_for_match
-from ingest.settings import load_settings
-from ingest.types import Hit
+from arrival.eval.report import markdown_table, write_report
+from arrival.eval.runner import evaluate
+from arrival.index.build import Indexer
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Retriever
+from arrival.ingest.clean import normalize_for_match
+from arrival.settings import load_settings
+from arrival.types import Hit
 
 from .conftest import DEMO
 
@@ -286,7 +286,7 @@ def test_report_files(index, tmp_path):
 # -- command line --------------------------------------------------------------------------------------------
 def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ARRIVAL_HOME": str(home), "ARRIVAL_MODEL": "hash:256"}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", "eval", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "arrival.cli", "eval", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -315,7 +315,7 @@ def test_cli_eval_json_output_and_errors(index, tmp_path):
 
 
 def test_cli_eval_plain_and_bad_file(index, tmp_path, capsys):
-    from assistant.cli import main
+    from arrival.cli import main
 
     settings, _retriever = index
     qfile = tmp_path / "q.jsonl"
@@ -335,7 +335,7 @@ def test_cli_eval_plain_and_bad_file(index, tmp_path, capsys):
 
 
 def test_default_question_file_is_packaged():
-    from eval.cli import default_questions
+    from arrival.eval.cli import default_questions
 
     path = default_questions()
     assert path.name == "questions.jsonl" and path.parent.name == "eval"

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from assistant.answer import Assistant
-from eval.relevance import load_questions
-from eval.report import write_report
-from eval.runner import check_refusals, evaluate
-from index.retrieve import Retriever
+from arrival.assistant.answer import Assistant
+from arrival.eval.relevance import load_questions
+from arrival.eval.report import write_report
+from arrival.eval.runner import check_refusals, evaluate
+from arrival.index.retrieve import Retriever
 
 from .conftest import ROOT
 

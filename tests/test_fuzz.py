@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.chunk import Chunker, join_pages
-from ingest.clean import clean_pages
-from ingest.types import Document, Page
+from arrival.ingest.chunk import Chunker, join_pages
+from arrival.ingest.clean import clean_pages
+from arrival.types import Document, Page
 
 from . import pdfgen
 
@@ -128,8 +128,8 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tests import pdfgen
-from ingest.chunk import Chunker
-from ingest.pdf import PdfLoader
+from arrival.ingest.chunk import Chunker
+from arrival.ingest.pdf import PdfLoader
 out = {}
 for path in sys.argv[2:]:
     doc = PdfLoader().load(Path(path))

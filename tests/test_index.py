@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from index.build import Indexer
-from index.embed import HashEmbedder
-from index.retrieve import Filters, Retriever
-from index.store import IndexStore
-from ingest.errors import IndexOpenError
-from ingest.settings import load_settings
+from arrival.errors import IndexOpenError
+from arrival.index.build import Indexer
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Filters, Retriever
+from arrival.index.store import IndexStore
+from arrival.settings import load_settings
 
 from .conftest import DEMO
 
@@ -105,7 +105,7 @@ def test_corrupt_index_is_reported_not_crashed(hash_settings, folder, victim):
 
 def test_large_collections_switch_to_ivf(hash_settings, folder, monkeypatch):
     """Above FLAT_MAX the store writes an IVF index (real FAISS), and search still finds the passage."""
-    import index.vectors as vectors
+    import arrival.index.vectors as vectors
 
     monkeypatch.setattr(vectors, "FLAT_MAX", 10)
     _ingest(hash_settings, [folder])
@@ -145,7 +145,7 @@ def test_neighbours_and_context_scores(hash_settings, folder):
     score is the plain cosine, and a passage gains from a query that matches only its neighbours."""
     import numpy as np
 
-    from index.retrieve import context_scores
+    from arrival.index.retrieve import context_scores
 
     _ingest(hash_settings, [folder])
     r = Retriever.from_settings(hash_settings, HashEmbedder(256))

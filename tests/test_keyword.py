@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.keyword import KeywordIndex, analyze
+from arrival.index.keyword import KeywordIndex, analyze
 
 FR = ["Le guichet unique de la ville accueille les migrants.",
       "La mairie publie un guide pour les migrants nouveaux arrivants."]

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
-from index.lc_retriever import ArrivalRetriever
+from arrival.index.lc_retriever import ArrivalRetriever
 
 
 @pytest.fixture

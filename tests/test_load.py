@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.load import (
+from arrival.eval.load import (
     INTROS,
     QUESTIONS,
     REFUSALS,
@@ -47,7 +47,7 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 
 def test_the_cli_refuses_a_remote_url_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from assistant.cli import main
+    from arrival.cli import main
 
     assert main(["load", "--url", "http://203.0.113.5:7860/"]) == 1
     err = capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_markdown_table() -> None:
 @pytest.mark.timeout(900)
 def test_twenty_users_for_sixty_seconds(model_cache: Path) -> None:
     """The issue's load: 20 concurrent users for 60 s on the bundled corpus with use-m3, zero errors."""
-    from index.models import fetch_use_m3
+    from arrival.index.models import fetch_use_m3
 
     fetch_use_m3(model_cache)  # present already in CI (make setup-test); never downloads under the network guard
     opts = LoadOptions(users=20, seconds=60.0, max_requests=5000, cache=model_cache)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.retrieve import Retriever
+from arrival.index.retrieve import Retriever
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.i18n import pick_lang, t
-from assistant.server import (
+from arrival.assistant.i18n import pick_lang, t
+from arrival.assistant.server import (
     Backend,
     UploadError,
     build_app,
@@ -17,7 +17,7 @@ from assistant.server import (
     sanitize_filename,
     store_upload,
 )
-from ingest.types import Answer, Citation, Hit
+from arrival.types import Answer, Citation, Hit
 
 from .conftest import DEMO
 
@@ -141,7 +141,7 @@ def test_ingest_uploads_indexes_and_reports_each_file(hash_settings, tmp_path, d
     again = backend.ingest_uploads([("Villes d'arrivée.pdf", demo_copy), ("copy.pdf", demo_copy)])
     assert [r.status for r in again] == ["unchanged", "unchanged"]
     assert again[1].reason == "same_as" and again[1].other == "Villes d'arrivée.pdf"
-    from assistant.ui import render_upload_results
+    from arrival.assistant.ui import render_upload_results
 
     assert "same content as Villes d&#x27;arrivée.pdf, already indexed" in render_upload_results(again)
     assert sorted(p.name for p in uploads.iterdir()) == ["Villes d'arrivée.pdf"]
@@ -235,7 +235,7 @@ def _answer() -> Answer:
 
 
 def test_citation_cards_escape_document_text_and_mark_the_quote():
-    from assistant.ui import render_sources
+    from arrival.assistant.ui import render_sources
 
     out = render_sources(_answer(), "en")
     assert "<script" not in out and "<img" not in out and "<b>" not in out
@@ -248,7 +248,7 @@ def test_citation_cards_escape_document_text_and_mark_the_quote():
 
 
 def test_refused_answer_shows_closest_passages_escaped():
-    from assistant.ui import render_sources
+    from arrival.assistant.ui import render_sources
 
     a = _answer()
     refused = Answer(a.question, "I could not find this in the documents.", "en", True, (), a.passages)
@@ -259,7 +259,7 @@ def test_refused_answer_shows_closest_passages_escaped():
 
 
 def test_chat_text_and_export_markdown():
-    from assistant.ui import chat_text, export_markdown
+    from arrival.assistant.ui import chat_text, export_markdown
 
     assert "<" not in chat_text(f"- {EVIL} [1]") and "[1]" in chat_text("- a [1]")
     md = export_markdown(_answer())
@@ -269,8 +269,8 @@ def test_chat_text_and_export_markdown():
 
 
 def test_upload_results_table():
-    from assistant.server import UploadResult
-    from assistant.ui import render_upload_results
+    from arrival.assistant.server import UploadResult
+    from arrival.assistant.ui import render_upload_results
 
     out = render_upload_results([UploadResult("a<b>.pdf", "indexed", pages=3, chunks=9),
                                  UploadResult("c.pdf", "failed", "not_pdf"),
@@ -281,8 +281,8 @@ def test_upload_results_table():
 
 
 def test_friendly_errors_are_one_line():
-    from assistant.ui import friendly_error
-    from ingest.errors import IndexOpenError, ModelError
+    from arrival.assistant.ui import friendly_error
+    from arrival.errors import IndexOpenError, ModelError
 
     assert friendly_error(IndexOpenError("/h: no index yet; run it"), "fr") == t("no_index", "fr")
     assert "arrival models fetch" in friendly_error(ModelError("missing: run 'arrival models fetch'"), "en")
@@ -290,7 +290,7 @@ def test_friendly_errors_are_one_line():
 
 
 def test_answer_from_the_real_assistant_renders(indexed):
-    from assistant.ui import citation_doc_ids, render_sources
+    from arrival.assistant.ui import citation_doc_ids, render_sources
 
     backend, doc_id = indexed
     a = backend.assistant().ask("La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer d'une "
@@ -320,7 +320,7 @@ def test_exposure_warning(hash_settings):
 
 
 def test_serve_command_is_registered(monkeypatch, tmp_path):
-    from assistant.cli import build_parser
+    from arrival.cli import build_parser
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--no-ingest"])
     assert args.port == 8123 and args.host == "127.0.0.1" and args.no_ingest
@@ -337,7 +337,7 @@ class _Req:
 
 
 def _respond(app):  # type: ignore[no-untyped-def]
-    from assistant.ui import build_blocks
+    from arrival.assistant.ui import build_blocks
 
     blocks = build_blocks(app)
     [fn] = [f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "respond"][:1]
@@ -393,7 +393,7 @@ def test_chat_answers_with_the_configured_chat_model(indexed, monkeypatch):
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
 
-    import assistant.llm as llm
+    import arrival.assistant.llm as llm
 
     backend, doc_id = indexed
     said = "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer d'une pièce d'identité [1]."

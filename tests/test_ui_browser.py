@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.load import LoadError, serve_process
+from arrival.eval.load import LoadError, serve_process
 
 from .conftest import ROOT, SHARED
 
@@ -47,7 +47,7 @@ def _serve(tmp: Path, **extra_env: str) -> Iterator[tuple[str, dict[str, float]]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, float]]]:
     """The real default model (use-m3)."""
-    from index.models import fetch_use_m3
+    from arrival.index.models import fetch_use_m3
 
     fetch_use_m3(Path(os.environ.get("ARRIVAL_CACHE", str(Path.home() / ".cache" / "arrival"))))
     with _serve(tmp_path_factory.mktemp("serve")) as running:

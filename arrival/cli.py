@@ -10,8 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import ArrivalError, SettingsError
-from ingest.settings import Settings, load_settings
+from arrival.errors import ArrivalError, SettingsError
+from arrival.eval.bench_cli import register as register_bench  # light: argparse only
+from arrival.eval.cli import register as register_eval
+from arrival.eval.load_cli import register as register_load
+from arrival.settings import Settings, load_settings
 
 log = logging.getLogger("arrival")
 
@@ -34,8 +37,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 # -- commands -------------------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from index.build import Indexer
-    from index.embed import load_embedder
+    from arrival.index.build import Indexer
+    from arrival.index.embed import load_embedder
 
     s = _settings(args)
     embedder = load_embedder(s.model, s.cache, s.threads, s.batch_size)
@@ -59,7 +62,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from index.retrieve import Filters, Retriever
+    from arrival.index.retrieve import Filters, Retriever
 
     s = _settings(args)
     hits = Retriever.from_settings(s).search(
@@ -81,8 +84,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from assistant.llm import make_assistant
-    from index.retrieve import Filters, Retriever
+    from arrival.assistant.llm import make_assistant
+    from arrival.index.retrieve import Filters, Retriever
 
     s = _settings(args)
     assistant = make_assistant(s, Retriever.from_settings(s), args.mode)
@@ -90,7 +93,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         _emit(assistant.ask(args.question, k=s.k, filters=filters).to_json())
         return 0
-    from ingest.types import Answer
+    from arrival.types import Answer
 
     answer = None
     for part in assistant.stream(args.question, k=s.k, filters=filters):
@@ -114,7 +117,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from index.store import IndexStore
+    from arrival.index.store import IndexStore
 
     s = _settings(args)
     snap = IndexStore(s.home).open()
@@ -140,7 +143,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from index.models import fetch_use_m3, model_status
+    from arrival.index.models import fetch_use_m3, model_status
 
     s = _settings(args)
     if args.action == "fetch":
@@ -153,6 +156,41 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         for key, value in out.items():
             sys.stdout.write(f"{key:10} {value}\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from arrival.assistant.server import Backend, build_app, bundled_corpus, exposure_warning, index_is_empty
+
+    s = _settings(args)
+    warning = exposure_warning(s, args.host)
+    if warning:
+        sys.stderr.write(f"arrival: warning: {warning}\n")
+    backend = Backend(s)
+    if not args.no_ingest and index_is_empty(backend):
+        corpus = bundled_corpus()
+        if corpus.is_dir():
+            from arrival.index.build import Indexer
+
+            sys.stderr.write(f"arrival: the index is empty; indexing {corpus} first\n")
+            try:
+                report = Indexer(s, backend.embedder()).ingest([corpus], wait=60.0)
+            except ArrivalError as exc:
+                sys.stderr.write(f"arrival: could not index {corpus}: {exc}\n")
+            else:
+                for f in report.failed:
+                    sys.stderr.write(f"arrival: {f.path}: {f.reason}\n")
+                n = sum(1 for f in report.files if f.status == "indexed")
+                sys.stderr.write(f"arrival: {n} document(s) indexed in {report.seconds:.1f} s\n")
+        else:
+            sys.stderr.write(f"arrival: no corpus folder at {corpus}; add documents from the page\n")
+    import uvicorn
+
+    app = build_app(s, backend=backend)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    sys.stderr.write(f"arrival: chat on http://{shown}:{args.port}/ (Ctrl+C to stop)\n")
+    sys.stderr.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     return 0
 
 
@@ -226,28 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("serve", parents=[common], help="run the chat in the browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--no-ingest", action="store_true", help="do not index the bundled corpus when the index is empty")
+    p.set_defaults(func=cmd_serve)
+
     for register in _EXTRA_COMMANDS:
         register(sub, common)
     return parser
 
 
-def _register_serve(sub: Any, common: argparse.ArgumentParser) -> None:
-    from assistant.server import register  # light: gradio is imported only when the command runs
-
-    register(sub, common)
-
-
-_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_register_serve]
-
-from eval.cli import register as _register_eval  # noqa: E402  (light: argparse only)
-
-_EXTRA_COMMANDS.append(_register_eval)
-from eval.bench_cli import register as _register_bench  # noqa: E402  (light: argparse only)
-
-_EXTRA_COMMANDS.append(_register_bench)
-from eval.load_cli import register as _register_load  # noqa: E402  (light: argparse only)
-
-_EXTRA_COMMANDS.append(_register_load)
+_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    register_eval, register_bench, register_load]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

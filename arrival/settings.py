@@ -14,7 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ingest.errors import SettingsError
+from arrival.errors import SettingsError
 
 
 def _default_cache() -> Path:
