@@ -61,6 +61,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_remove(args: argparse.Namespace) -> int:
+    from arrival.index.build import Indexer
+    from arrival.index.embed import load_embedder
+
+    s = _settings(args)
+    embedder = load_embedder(s.model, s.cache, s.threads, s.batch_size)
+    report = Indexer(s, embedder).remove(list(args.targets), wait=args.wait)
+    if args.json:
+        _emit(report.to_json())
+    else:
+        for f in report.files:
+            if f.status == "removed":
+                sys.stdout.write(_line(f"removed   {f.path} ({f.pages} pages, {f.chunks} chunks)") + "\n")
+    for f in report.failed:
+        sys.stderr.write(_line(f"arrival: {f.path}: {f.reason}") + "\n")
+    return 1 if report.failed else 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from arrival.index.retrieve import Filters, Retriever
 
@@ -128,8 +146,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         stats.update(snap.stats())
         if args.documents:
             stats["document_list"] = [
-                {"path": d.path, "title": d.title, "pages": d.page_count, "chunks": d.chunks,
-                 "languages": list(d.languages)} for d in snap.documents().values()
+                {"doc_id": d.doc_id, "path": d.path, "title": d.title, "pages": d.page_count,
+                 "chunks": d.chunks, "languages": list(d.languages), "ingested_at": round(d.ingested_at, 3)}
+                for d in snap.documents().values()
             ]
     if args.json:
         _emit(stats)
@@ -234,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("remove", parents=[common], help="remove documents from the index")
+    p.add_argument("targets", nargs="+", metavar="DOC", help="a file path, the path as ingested, or a doc_id")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait for another ingest's lock")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("search", parents=[common], help="find passages")
     p.add_argument("query")

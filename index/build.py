@@ -265,6 +265,36 @@ class Indexer:
         report.timings = timings
         return report
 
+    def remove(self, targets: list[str], wait: float = 0.0) -> IngestReport:
+        """Remove documents from the index, named by doc_id, by path as ingested, or by file path (resolved).
+        A target that names no indexed document is a failure of its own; the others are still removed."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        with self.store.lock(wait=wait):
+            self.store.remove_temporaries()
+            base = self._open_base()
+            docs = list(base.documents().values()) if base is not None else []
+            remove: set[str] = set()
+            for target in targets:
+                resolved = str(Path(target).resolve()) if target else ""
+                found = [d for d in docs if target in (d.doc_id, d.path) or d.abspath == resolved]
+                if not found:
+                    report.files.append(FileReport(target, "failed", "not in the index"))
+                    continue
+                for d in found:
+                    if d.doc_id not in remove:
+                        remove.add(d.doc_id)
+                        report.files.append(FileReport(d.path, "removed", "", d.page_count, d.chunks))
+            if remove and base is not None:
+                t = time.perf_counter()
+                self.store.write_generation(base, remove, [], self.embedder, self.settings.chunk_size,
+                                            self.settings.chunk_overlap)
+                report.timings["write"] = time.perf_counter() - t
+            if base is not None:
+                base.close()
+        report.seconds = time.perf_counter() - t0
+        return report
+
     def _open_base(self) -> Snapshot | None:
         base = self.store.open(expected_embedder=self.embedder.id)
         m = base.manifest if base is not None else None

@@ -102,6 +102,7 @@ class DocInfo:
     languages: tuple[str, ...]
     size: int
     chunks: int
+    ingested_at: float = 0.0  # seconds since the epoch, when this version of the file was indexed
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,10 @@ class Snapshot:
         if self._doc_cache is None:
             rows = self.db.execute(
                 "SELECT d.doc_id, path, abspath, sha256, title, page_count, languages, size, "
-                "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id) FROM documents d ORDER BY path"
+                "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), ingested_at FROM documents d ORDER BY path"
             ).fetchall()
             self._doc_cache = {
-                r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
+                r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8], r[9])
                 for r in rows
             }
         return self._doc_cache
@@ -368,7 +369,7 @@ class IndexStore:
                 for d in keep_docs:
                     db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                                (d.doc_id, d.path, d.abspath, d.sha256, d.title, d.page_count,
-                                json.dumps(list(d.languages)), d.size, time.time()))
+                                json.dumps(list(d.languages)), d.size, d.ingested_at))
                 db.executemany("INSERT INTO pages VALUES (?,?,?)",
                                [r for r in base.db.execute("SELECT doc_id, number, text FROM pages")
                                 if r[0] in keep_ids])

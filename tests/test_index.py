@@ -16,6 +16,7 @@ from arrival.index.store import IndexStore
 from arrival.settings import load_settings
 
 from .conftest import DEMO
+from .pdfgen import good_pdf
 
 
 def _ingest(settings, paths, **kw):
@@ -163,3 +164,32 @@ def test_neighbours_and_context_scores(hash_settings, folder):
     assert boosted[3] > float(own[3] @ qvec)
     hits = r.search("guichet unique Lisbonne", k=3)
     assert {"dense", "in_context", "hybrid"} <= set(hits[0].scores)
+
+
+def test_remove_by_path_or_id(hash_settings, tmp_path):
+    """`Indexer.remove` drops a document named by its path or doc_id, keeps the others, and reports an
+    unknown name as a failure of its own."""
+    import shutil
+
+    from arrival.index.build import Indexer
+    from arrival.index.embed import HashEmbedder
+    from arrival.index.store import IndexStore
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    shutil.copy(DEMO, d / "a.pdf")
+    good_pdf(d / "b.pdf", tag="second")
+    emb = HashEmbedder(256)
+    Indexer(hash_settings, emb).ingest([d])
+    snap = IndexStore(hash_settings.home).open()
+    assert snap is not None
+    docs = {Path(x.path).name: x for x in snap.documents().values()}
+    report = Indexer(hash_settings, emb).remove([str(d / "b.pdf"), "nope"])
+    assert [(f.status, Path(f.path).name) for f in report.files] == [("removed", "b.pdf"), ("failed", "nope")]
+    snap = IndexStore(hash_settings.home).open()
+    assert snap is not None
+    assert [Path(x.path).name for x in snap.documents().values()] == ["a.pdf"]
+    assert snap.documents()[docs["a.pdf"].doc_id].ingested_at == docs["a.pdf"].ingested_at
+    Indexer(hash_settings, emb).remove([docs["a.pdf"].doc_id])
+    snap = IndexStore(hash_settings.home).open()
+    assert snap is not None and snap.manifest.chunks == 0
