@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: setup setup-test model serve ingest test test-fast fuzz lint bench bench-smoke load clean browser
+.PHONY: setup setup-test model serve ingest test test-fast fuzz lint bench bench-smoke load soak clean browser
 
 # App: venv, the package (no torch needed), the default embedding model.
 setup: $(VENV)/.installed model
@@ -69,6 +69,12 @@ bench-smoke: setup-test
 # 20 simulated users asking the chat questions for 60 s on a server of its own (loopback, temporary index).
 load: $(VENV)/.installed-test model
 	$(BIN)/arrival load --users 20 --seconds 60
+
+# Soak: the same 20 users for 15 minutes on an index of the shared corpus; the server's memory is sampled every
+# 0.2 s and reported one minute in, at the end, and as a slope (MB/min). Full JSON in artifacts/soak.json.
+soak: $(VENV)/.installed-test model
+	$(BIN)/arrival load --users 20 --seconds 900 --max-requests 100000 --corpus ../shared/corpus \
+	  --output artifacts/soak.json
 
 clean:
 	rm -rf .arrival build *.egg-info .pytest_cache .mypy_cache .ruff_cache

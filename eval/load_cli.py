@@ -1,5 +1,5 @@
-"""`arrival load`: simulated users asking questions in the chat at the same time (eval/load.py), printed as a
-Markdown table or JSON."""
+"""`arrival load`: simulated users asking questions in the chat at the same time (eval/load.py, Locust users in
+eval/locustfile.py), printed as a Markdown table or JSON, and written as JSON to --output."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "load", parents=[common], help="load-test the chat with concurrent simulated users (loopback only)",
         description="Concurrent simulated users, each with its own Gradio session, ask French and English "
                     "questions about the bundled GFMD paper through the chat's own event until the time or the "
-                    "request budget runs out. Reports requests, errors, throughput, p50/p95/p99 latency and the "
-                    "server's peak resident memory. Without --url, indexes the bundled corpus into a temporary "
-                    "home (or uses --home) and starts 'arrival serve' on a free loopback port for the run. Only "
-                    "loopback URLs are accepted.")
+                    "request budget runs out (the users are Locust users, run in a Locust process of their own). "
+                    "Reports requests, errors, throughput, p50/p95/p99 latency and the server's peak resident "
+                    "memory (and, for runs of 2 minutes or more, its value after the first minute, at the end and "
+                    "its slope). Without --url, indexes the bundled corpus (or --corpus) into a temporary home (or "
+                    "uses --home) and starts 'arrival serve' on a free loopback port for the run. Only loopback "
+                    "URLs are accepted.")
     p.add_argument("--url", metavar="URL", help="a running chat on this machine, e.g. http://127.0.0.1:7860/ "
                    "(default: start one)")
     p.add_argument("--users", type=int, default=20, metavar="N", help="concurrent simulated users (default 20)")
@@ -33,6 +35,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="do not ask one untimed question first (the first answers then include loading the model)")
     p.add_argument("--no-export-check", action="store_true",
                    help="do not download each answer's export file (as a click on Export does) to check it")
+    p.add_argument("--corpus", type=Path, metavar="DIR",
+                   help="folder of PDFs indexed for the started server (default: the bundled corpus)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="also write the full result as JSON to FILE")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_load)
 
@@ -44,9 +49,12 @@ def cmd_load(args: argparse.Namespace) -> int:
         url=args.url, users=args.users, seconds=args.seconds, max_requests=args.max_requests,
         request_timeout=args.timeout, home=Path(args.home) if getattr(args, "home", None) else None,
         model=getattr(args, "model", None), threads=getattr(args, "threads", None), warmup=not args.no_warmup,
-        check_exports=not args.no_export_check,
+        check_exports=not args.no_export_check, corpus=args.corpus,
     )
     result = run_load(opts, progress=None if getattr(args, "quiet", False) else _say)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if args.json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     else:
