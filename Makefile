@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: setup setup-test model serve ingest test test-fast fuzz lint bench bench-smoke load soak clean browser
+.PHONY: setup setup-test model serve ingest test test-fast fuzz lint bench bench-smoke load soak clean browser pdfjs
 
 # App: venv, the package (no torch needed), the default embedding model.
-setup: $(VENV)/.installed model
+setup: $(VENV)/.installed model pdfjs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Tests: the package with test extras, the model, and Debian's chromium. torch is pinned to 2.13.0: on these
 # machines pip takes that version's CPU build from local disk (an unpinned torch pulls the CUDA build).
-setup-test: $(VENV)/.installed-test model browser
+setup-test: $(VENV)/.installed-test model browser pdfjs
 
 $(VENV)/.installed-test: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ $(VENV)/.installed-test: pyproject.toml
 
 model:
 	$(BIN)/arrival models fetch
+
+# The chat's PDF viewer: PDF.js from npm (pinned; served by the app from build/pdfjs, never from a CDN). Without
+# npm the chat still works: a citation then opens the PDF at its page in a new tab, and the page says why.
+PDFJS_VERSION := 5.4.624
+pdfjs:
+	@if grep -qs '"version": "$(PDFJS_VERSION)"' build/pdfjs/node_modules/pdfjs-dist/package.json; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix build/pdfjs --omit=optional --no-audit --no-fund --ignore-scripts --silent pdfjs-dist@$(PDFJS_VERSION); \
+	else echo "npm not found: the PDF viewer is not installed (citations open the PDF in a new tab)"; fi
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -45,6 +54,7 @@ serve: ingest
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: setup-test lint
