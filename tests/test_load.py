@@ -98,6 +98,27 @@ def test_markdown_table() -> None:
     assert row == "| 20 | 60 | 100 | 0 | 1.5 | 120 | 300.5 | – | 700.2 |"
 
 
+def test_memory_trend_figures() -> None:
+    from arrival.eval.load import _memory
+    from arrival.eval.load_server import MemoryPoller
+
+    mem = MemoryPoller(None)
+    t0 = 1000.0
+    mb = 2**20
+    # 700 MB one minute in, then +6 MB a minute for 4 minutes, sampled every 5 s
+    mem.series = [(t0 + t, int((700 + max(0.0, t - 60) / 10) * mb)) for t in range(0, 301, 5)]
+    mem.last = mem.series[-1][1]
+    assert mem.at(t0 + 62) == 700 * mb and mem.at(t0 - 1) == mem.series[0][1]
+    figures = _memory(mem, t0, t0 + 300)
+    assert figures["server_rss_1min_mb"] == 700.0 and figures["server_rss_slope_mb_per_min"] == 6.0
+    assert figures["server_rss_growth_ratio"] == round(724 / 700, 3)
+    short = _memory(mem, t0, t0 + 100)  # under two minutes: no trend
+    assert short["server_rss_1min_mb"] is None and short["server_rss_slope_mb_per_min"] is None
+    table = markdown_table({"server_rss_1min_mb": 700.0, "server_rss_end_mb": 724.0, "server_rss_growth_ratio": 1.034,
+                            "server_rss_slope_mb_per_min": 6.0})
+    assert "after 1 min 700 MB, at the end 724 MB (×1.034), slope 6 MB/min" in table
+
+
 # -- slow: the real thing --------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.timeout(900)
