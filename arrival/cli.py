@@ -179,9 +179,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from arrival.assistant.server import Backend, build_app, bundled_corpus, exposure_warning, index_is_empty
+    from arrival.assistant.server import (
+        Backend,
+        build_app,
+        bundled_corpus,
+        exposure_refusal,
+        exposure_warning,
+        index_is_empty,
+    )
 
     s = _settings(args)
+    refusal = exposure_refusal(s, args.host, args.public_without_password)
+    if refusal:
+        raise SettingsError(refusal)  # exit 2, one line
     warning = exposure_warning(s, args.host)
     if warning:
         sys.stderr.write(f"arrival: warning: {warning}\n")
@@ -197,15 +207,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except ArrivalError as exc:
                 sys.stderr.write(f"arrival: could not index {corpus}: {exc}\n")
             else:
+                from arrival.assistant.failures import record_results
+
                 for f in report.failed:
                     sys.stderr.write(f"arrival: {f.path}: {f.reason}\n")
+                record_results(s.home, [(Path(f.path).name, f.status, f.reason) for f in report.files], "ingest")
                 n = sum(1 for f in report.files if f.status == "indexed")
                 sys.stderr.write(f"arrival: {n} document(s) indexed in {report.seconds:.1f} s\n")
         else:
             sys.stderr.write(f"arrival: no corpus folder at {corpus}; add documents from the page\n")
+    import threading
+
     import uvicorn
 
+    from arrival.assistant.examples import warm_up
+
     app = build_app(s, backend=backend)
+    threading.Thread(target=warm_up, args=(backend,), name="arrival-warm-up", daemon=True).start()
     shown = f"[{args.host}]" if ":" in args.host else args.host
     sys.stderr.write(f"arrival: chat on http://{shown}:{args.port}/ (Ctrl+C to stop)\n")
     sys.stderr.flush()
@@ -293,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--no-ingest", action="store_true", help="do not index the bundled corpus when the index is empty")
+    p.add_argument("--public-without-password", action="store_true",
+                   help="allow a non-loopback --host without ARRIVAL_PASSWORD (anyone who can reach it gets in)")
     p.set_defaults(func=cmd_serve)
 
     for register in _EXTRA_COMMANDS:

@@ -1,11 +1,13 @@
-"""The web server: the Gradio chat mounted on a FastAPI app that also serves indexed PDFs at /pdf/{doc_id}.
+"""The web server: the Gradio chat mounted on a FastAPI app that also serves indexed PDFs at /pdf/{doc_id}, the PDF
+viewer at /viewer/ with PDF.js at /pdfjs/ (assistant/viewer.py), and the chat's own script at /arrival-static/.
 
 One `Backend` per server holds the settings, the embedder (loaded once, lazily) and the Retriever/Assistant
 shared by every browser session. Uploads are checked (PDF signature, size), stored under <home>/uploads with a
 sanitized, never-colliding file name, then ingested.
 
-Auth: when `settings.password` is set, Gradio's login protects the chat, and /pdf checks the same session
-cookie against the Gradio app's token table: no valid login, no PDF (401).
+Auth: when `settings.password` is set, a login middleware (assistant/auth.py) guards every path — the chat,
+Gradio's API, /pdf, the viewer and PDF.js — with a signed session cookie. Bound to an address other than loopback
+without a password, `arrival serve` refuses to start unless told `--public-without-password`.
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ import ipaddress
 import logging
 import os
 import re
-import secrets
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arrival.assistant.uploads import (  # re-exported: the tests and eval/ use them from here
+    SAME_AS,
+    UploadError,
+    UploadResult,
+    sanitize_filename,
+    store_upload,
+)
 from arrival.errors import ArrivalError
-from arrival.ingest.pdf import sha256_file
 from arrival.settings import Settings
+
+__all__ = ["Backend", "UploadError", "UploadResult", "build_app", "bundled_corpus", "exposure_refusal",
+           "exposure_warning", "index_is_empty", "is_loopback", "sanitize_filename", "serve", "store_upload"]
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from starlette.requests import Request
 
     from arrival.assistant.answer import Assistant
     from arrival.assistant.llm import LlmAssistant
@@ -41,101 +49,6 @@ log = logging.getLogger(__name__)
 USERNAME = "arrival"
 DOC_ID = re.compile(r"[0-9a-f]{16}")
 UPLOADS = "uploads"
-MAX_NAME_BYTES = 180
-SAME_AS = "same content as "  # the Indexer's reason for a file whose twin is already indexed
-
-
-# -- uploads ----------------------------------------------------------------------------------------------
-class UploadError(ArrivalError):
-    """An uploaded file was refused. `key` names the reason's text in assistant.i18n; `fmt` fills it."""
-
-    def __init__(self, key: str, **fmt: object) -> None:
-        from arrival.assistant.i18n import t
-
-        super().__init__(t(key, "en", **fmt))
-        self.key = key
-        self.fmt = fmt
-
-
-_DROP = re.compile(r'["`*<>?|:]')
-
-
-def sanitize_filename(name: str) -> str:
-    """A safe file name for an upload: its last path component, without control characters, path separators,
-    shell/Windows-special characters or leading dots; accents and spaces kept; always ending in `.pdf`."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    kept = []
-    for ch in name:
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Zl", "Zp") or ch.isspace():
-            kept.append(" ")
-        elif cat in ("Cf", "Cs", "Co", "Cn"):  # invisible format characters (e.g. RTL overrides), surrogates
-            continue
-        else:
-            kept.append(ch)
-    name = _DROP.sub("", "".join(kept))
-    name = " ".join(name.split()).strip(". ")
-    stem, dot, ext = name.rpartition(".")
-    if not dot or ext.lower() != "pdf":
-        stem = name
-    stem = stem.strip(". ")
-    raw = stem.encode("utf-8")[:MAX_NAME_BYTES]
-    stem = raw.decode("utf-8", errors="ignore").rstrip(". ")
-    return f"{stem or 'document'}.pdf"
-
-
-def store_upload(src: Path, name: str, dest_dir: Path, max_bytes: int) -> tuple[Path, bool]:
-    """Check an uploaded file and copy it into `dest_dir` under a sanitized name.
-
-    Returns (stored path, created). A file of that name with the same content is reused (created=False); one
-    with other content is never overwritten: the new file gets a "-2", "-3"... suffix instead.
-    """
-    try:
-        size = src.stat().st_size
-        with src.open("rb") as fh:
-            head = fh.read(5)
-    except OSError:
-        raise UploadError("unreadable") from None
-    if size > max_bytes:
-        raise UploadError("too_big", mb=max_bytes >> 20)
-    if head != b"%PDF-":
-        raise UploadError("not_pdf")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    safe = sanitize_filename(name)
-    stem = safe[: -len(".pdf")]
-    digest = sha256_file(src)
-    root = dest_dir.resolve()
-    for i in range(1, 10_000):
-        target = dest_dir / (safe if i == 1 else f"{stem}-{i}.pdf")
-        if target.parent.resolve() != root or "/" in target.name or target.name.startswith("."):  # belt and braces
-            raise UploadError("unreadable")
-        try:
-            out = target.open("xb")  # O_EXCL: never replaces a file, nor follows a planted symlink
-        except FileExistsError:
-            if target.is_file() and not target.is_symlink() and sha256_file(target) == digest:
-                return target, False
-            continue
-        try:
-            with out, src.open("rb") as fh:
-                while block := fh.read(1 << 20):
-                    out.write(block)
-        except OSError:
-            target.unlink(missing_ok=True)
-            raise UploadError("unreadable") from None
-        return target, True
-    raise UploadError("unreadable")
-
-
-@dataclass
-class UploadResult:
-    name: str  # the name the user gave
-    status: str  # indexed | unchanged | failed
-    reason: str = ""
-    pages: int = 0
-    chunks: int = 0
-    stored: str = ""
-    other: str = ""  # for reason "same_as": the file name of the document with the same content
 
 
 # -- the shared backend -----------------------------------------------------------------------------------
@@ -149,6 +62,12 @@ class Backend:
     _assistant: Assistant | LlmAssistant | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _ingest_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    cache: dict[str, Any] = field(default_factory=dict, init=False)  # per-generation results (assistant/examples)
+    cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def ingest_lock(self) -> threading.Lock:
+        """Held while this server writes the index (uploads, removals): one at a time."""
+        return self._ingest_lock
 
     @property
     def uploads_dir(self) -> Path:
@@ -213,88 +132,91 @@ class Backend:
         return path
 
     def ingest_uploads(self, files: Sequence[tuple[str, Path]],
-                       progress: Callable[[str, int, int], None] | None = None) -> list[UploadResult]:
-        """Store then index uploaded files: (name given by the user, temporary path) pairs, one result each."""
+                       progress: Callable[[str, int, int], None] | None = None,
+                       events: Callable[[int, str], None] | None = None) -> list[UploadResult]:
+        """Store then index uploaded files: (name given by the user, temporary path) pairs, one result each.
+
+        `progress` gets the Indexer's (path, done, total); `events` gets (index of the file, stage) with stage
+        checking, reading (stored, waiting to be parsed), indexing (parsed, being embedded), writing (the new
+        index generation) and done. Failures are recorded for the library (assistant/library.py)."""
+        from arrival.assistant.failures import record_results
         from arrival.index.build import Indexer
+
+        def event(i: int, stage: str) -> None:
+            if events is not None:
+                events(i, stage)
 
         results: list[UploadResult] = []
         with self._ingest_lock:
             stored: list[tuple[int, Path, bool]] = []
-            for name, src in files:
+            for i, (name, src) in enumerate(files):
                 display = sanitize_filename(name)
+                event(i, "checking")
                 try:
                     path, created = store_upload(src, name, self.uploads_dir, self.settings.max_pdf_mb << 20)
                 except UploadError as exc:
                     results.append(UploadResult(display, "failed", exc.key))
+                    event(i, "done")
                     continue
                 results.append(UploadResult(display, "", stored=str(path)))
                 stored.append((len(results) - 1, path, created))
-            if not stored:
-                return results
-            try:
-                report = Indexer(self.settings, self.embedder()).ingest(
-                    [p for _, p, _ in stored], wait=120.0, progress=progress)
-            except BaseException:
-                for _, path, created in stored:
-                    if created:
+                event(i, "reading")
+            if stored:
+                by_stored = {str(path): i for i, path, _ in stored}
+
+                def tick(path: str, done: int, total: int) -> None:
+                    if progress is not None:
+                        progress(path, done, total)
+                    if path in by_stored:
+                        event(by_stored[path], "indexing")
+                    elif not path:
+                        for i, _, _ in stored:
+                            event(i, "writing")
+
+                try:
+                    report = Indexer(self.settings, self.embedder()).ingest(
+                        [p for _, p, _ in stored], wait=120.0, progress=tick)
+                except BaseException:
+                    for _, path, created in stored:
+                        if created:
+                            path.unlink(missing_ok=True)
+                    raise
+                by_path = {f.path: f for f in report.files}
+                for i, path, created in stored:
+                    f = by_path.get(str(path))
+                    r = results[i]
+                    if f is None:
+                        r.status, r.reason = "failed", "not processed"
+                    else:
+                        r.status, r.reason, r.pages, r.chunks = f.status, f.reason, f.pages, f.chunks
+                        if f.status == "unchanged" and f.reason.startswith(SAME_AS):
+                            r.reason, r.other = "same_as", Path(f.reason[len(SAME_AS):]).name
+                    # a new copy that failed, or that duplicates a document already indexed elsewhere, is not kept
+                    if created and (r.status == "failed" or (r.status == "unchanged" and r.reason)):
                         path.unlink(missing_ok=True)
-                raise
-            by_path = {f.path: f for f in report.files}
-            for i, path, created in stored:
-                f = by_path.get(str(path))
-                r = results[i]
-                if f is None:
-                    r.status, r.reason = "failed", "not processed"
-                else:
-                    r.status, r.reason, r.pages, r.chunks = f.status, f.reason, f.pages, f.chunks
-                    if f.status == "unchanged" and f.reason.startswith(SAME_AS):
-                        r.reason, r.other = "same_as", Path(f.reason[len(SAME_AS):]).name
-                # a new copy that failed, or that duplicates a document already indexed elsewhere, is not kept
-                if created and (r.status == "failed" or (r.status == "unchanged" and r.reason)):
-                    path.unlink(missing_ok=True)
-                    r.stored = ""
+                        r.stored = ""
+                    event(i, "done")
+        record_results(self.settings.home, [(r.name, r.status, r.reason) for r in results])
         return results
 
 
 # -- the app ------------------------------------------------------------------------------------------------
-def _check_password(settings: Settings) -> Callable[[str, str], bool]:
-    expected = settings.password.encode()
-
-    def auth(username: str, password: str) -> bool:  # any user name; the password is what counts
-        return secrets.compare_digest(password.encode(), expected)
-
-    return auth
-
-
-def _gradio_app(app: FastAPI) -> Any:
-    from gradio.routes import App
-    from starlette.routing import Mount
-
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, App):
-            return route.app
-    return None
-
-
-def is_logged_in(app: FastAPI, request: Request) -> bool:
-    """True when the request carries a session cookie of a user that logged in to the mounted Gradio app."""
-    gapp = _gradio_app(app)
-    if gapp is None:
-        return False
-    cid = gapp.cookie_id
-    token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
-    return token is not None and gapp.tokens.get(token) is not None
+HEAD = '<script type="module" src="arrival-static/app.js"></script>'
 
 
 def build_app(settings: Settings, embedder: Embedder | None = None, backend: Backend | None = None) -> FastAPI:
-    """The FastAPI app: /pdf/{doc_id} plus the Gradio chat mounted at /."""
+    """The FastAPI app: /pdf/{doc_id}, the viewer, plus the Gradio chat mounted at /; behind the login when a
+    password is set."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
     from fastapi import FastAPI
+    from starlette.requests import Request
     from starlette.responses import FileResponse, PlainTextResponse, Response
 
+    from arrival.assistant.auth import LoginMiddleware
     from arrival.assistant.i18n import gradio_i18n
     from arrival.assistant.ui import CSS_PATH, build_blocks
+    from arrival.assistant.viewer import add_routes
 
     backend = backend or Backend(settings, embedder)
     app = FastAPI(title="arrival", docs_url=None, redoc_url=None, openapi_url=None)
@@ -302,8 +224,6 @@ def build_app(settings: Settings, embedder: Embedder | None = None, backend: Bac
 
     def pdf(request: Request) -> Response:
         doc_id = str(request.path_params.get("doc_id", ""))
-        if settings.password and not is_logged_in(app, request):
-            return PlainTextResponse("login required", status_code=401)
         path = backend.pdf_path(doc_id)
         if path is None:
             return PlainTextResponse("no such document", status_code=404)
@@ -313,16 +233,17 @@ def build_app(settings: Settings, embedder: Embedder | None = None, backend: Bac
 
     # a plain Starlette route: served from the index by doc_id only, never from a path the client names
     app.add_route("/pdf/{doc_id}", pdf, methods=["GET", "HEAD"])
+    add_routes(app)
 
     blocks = build_blocks(backend)
-    auth = _check_password(settings) if settings.password else None
-    return gr.mount_gradio_app(
-        app, blocks, path="/", auth=auth,
-        auth_message="arrival — mot de passe / password" if auth else None,
-        i18n=gradio_i18n(), css_paths=[CSS_PATH], theme=_theme(),
+    app = gr.mount_gradio_app(
+        app, blocks, path="/", i18n=gradio_i18n(), css_paths=[CSS_PATH], theme=_theme(), head=HEAD,
         max_file_size=f"{settings.max_pdf_mb}mb", footer_links=[], run_history=False, ssr_mode=False,
         show_error=False,
     )
+    if settings.password:
+        app.add_middleware(LoginMiddleware, password=settings.password)
+    return app
 
 
 def _theme() -> Any:
@@ -354,10 +275,25 @@ def exposure_warning(settings: Settings, host: str) -> str | None:
             f"and add new ones; set ARRIVAL_PASSWORD to require one")
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, embedder: Embedder | None = None) -> None:
+def exposure_refusal(settings: Settings, host: str, public_without_password: bool = False) -> str | None:
+    """Why `serve` refuses to start (one line), or None: a non-loopback address needs a password, or the
+    explicit `--public-without-password`."""
+    if is_loopback(host) or settings.password or public_without_password:
+        return None
+    return (f"refusing to serve on {host} without a password: set ARRIVAL_PASSWORD, or pass "
+            f"--public-without-password to serve it to anyone who can reach this address")
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, embedder: Embedder | None = None,
+          public_without_password: bool = False) -> None:
     """Run the chat until interrupted. Binds the loopback interface unless told otherwise."""
     import uvicorn
 
+    from arrival.errors import SettingsError
+
+    refusal = exposure_refusal(settings, host, public_without_password)
+    if refusal:
+        raise SettingsError(refusal)
     warning = exposure_warning(settings, host)
     if warning:
         log.warning("%s", warning)

@@ -13,6 +13,7 @@ from arrival.assistant.server import (
     UploadError,
     build_app,
     bundled_corpus,
+    exposure_refusal,
     exposure_warning,
     sanitize_filename,
     store_upload,
@@ -197,29 +198,6 @@ def test_pdf_route_without_index_is_404(hash_settings):
         assert client.get("/pdf/0123456789abcdef").status_code == 404
 
 
-def test_password_protects_chat_and_pdf(indexed):
-    from fastapi.testclient import TestClient
-
-    backend, doc_id = indexed
-    settings = backend.settings.model_copy(update={"password": "s3cret pass"})
-    app = build_app(settings, backend=Backend(settings))
-    with TestClient(app) as client:
-        assert client.get(f"/pdf/{doc_id}").status_code == 401
-        assert client.get("/gradio_api/login_check").status_code == 401
-        assert client.post("/login", data={"username": "arrival", "password": "wrong"}).status_code == 400
-        # a forged cookie is not a login
-        client.cookies.set("access-token-unsecure-x", "forged")
-        assert client.get(f"/pdf/{doc_id}").status_code == 401
-        r = client.post("/login", data={"username": "anyone", "password": "s3cret pass"})
-        assert r.status_code == 200
-        r = client.get(f"/pdf/{doc_id}")
-        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
-        assert client.get("/gradio_api/login_check").status_code == 200
-    # another client, not logged in
-    with TestClient(app) as other:
-        assert other.get(f"/pdf/{doc_id}").status_code == 401
-
-
 # -- rendering ----------------------------------------------------------------------------------------------
 EVIL = '<script>alert("x")</script>'
 
@@ -242,7 +220,12 @@ def test_citation_cards_escape_document_text_and_mark_the_quote():
     assert "&lt;script&gt;" in out and "&lt;img src=x onerror=alert(1)&gt;" in out
     assert "<mark>The city &lt;b&gt;lets&lt;/b&gt; migrants use services &amp; more without ID.</mark>" in out
     assert 'href="pdf/0123456789abcdef#page=3"' in out and 'target="_blank"' in out
-    assert "a&quot;b.pdf" in out and 'class="cite-n">1<' in out and "page 3" in out
+    assert "a&quot;b.pdf" in out and 'class="cite-n" aria-hidden="true">1<' in out and "page 3" in out
+    # with the viewer: the quote opens beside the answer, escaped inside the link too
+    viewer = render_sources(_answer(), "en", viewer=True)
+    assert 'data-viewer="1"' in viewer
+    assert "viewer/?doc=0123456789abcdef&amp;page=3&amp;q=The+city+%3Cb%3Elets" in viewer
+    assert "<script" not in viewer and 'href="pdf/0123456789abcdef#page=3"' in viewer
     fr = render_sources(_answer(), "fr")
     assert "Ouvrir le PDF à la page 3" in fr and "anglais" in fr
 
@@ -319,11 +302,38 @@ def test_exposure_warning(hash_settings):
     assert exposure_warning(with_pw, "0.0.0.0") is None
 
 
+def test_exposure_refusal(hash_settings):
+    assert exposure_refusal(hash_settings, "127.0.0.1") is None and exposure_refusal(hash_settings, "[::1]") is None
+    line = exposure_refusal(hash_settings, "0.0.0.0") or ""
+    assert "ARRIVAL_PASSWORD" in line and "--public-without-password" in line and "\n" not in line
+    assert exposure_refusal(hash_settings, "0.0.0.0", public_without_password=True) is None
+    assert exposure_refusal(hash_settings.model_copy(update={"password": "x"}), "192.168.1.5") is None
+
+
+def test_serve_refuses_a_public_address_without_password(monkeypatch, tmp_path, capsys):
+    import uvicorn
+
+    from arrival.cli import main
+
+    started: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: started.append(host))
+    monkeypatch.delenv("ARRIVAL_PASSWORD", raising=False)
+    home = ["--home", str(tmp_path / "home"), "--model", "hash:64", "--no-ingest"]
+    assert main(["serve", "--host", "0.0.0.0", *home]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ARRIVAL_PASSWORD" in err and "--public-without-password" in err
+    assert not started
+    assert main(["serve", "--host", "0.0.0.0", "--public-without-password", *home]) == 0
+    assert started == ["0.0.0.0"] and "warning" in capsys.readouterr().err
+    monkeypatch.setenv("ARRIVAL_PASSWORD", "pw")
+    assert main(["serve", "--host", "0.0.0.0", *home]) == 0 and started[-1] == "0.0.0.0"
+
+
 def test_serve_command_is_registered(monkeypatch, tmp_path):
     from arrival.cli import build_parser
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--no-ingest"])
-    assert args.port == 8123 and args.host == "127.0.0.1" and args.no_ingest
+    assert args.port == 8123 and args.host == "127.0.0.1" and args.no_ingest and not args.public_without_password
     monkeypatch.setenv("ARRIVAL_CORPUS", str(tmp_path))
     assert bundled_corpus() == tmp_path
     monkeypatch.delenv("ARRIVAL_CORPUS")
@@ -349,7 +359,7 @@ def _run(fn, question: str, lang: str = "en"):  # type: ignore[no-untyped-def]
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outs = list(fn(question, [], [], [], 5, _Req(lang)))
+        outs = list(fn(question, [], [], [], 5, [], _Req(lang)))
     return outs, [str(w.message) for w in caught]
 
 
@@ -375,7 +385,9 @@ def test_chat_streams_then_renders_sources(indexed):
     assert not warned and len(outs) >= 4  # placeholder, intro, one line per sentence, final
     assert outs[0][0] == "" and outs[0][1][-1]["content"] == "…"
     final = outs[-1]
-    assert final[1][-1]["content"].startswith("D'après les documents")
+    from arrival.assistant.ui import chat_text
+
+    assert final[1][-1]["content"] == chat_text(final[3].answer) and "Malaga" in final[1][-1]["content"]
     assert f"pdf/{doc_id}#page=" in final[2] and "<mark>" in final[2]
     assert isinstance(final[3], Answer) and final[3].citations
     value = final[4].value

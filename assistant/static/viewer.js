@@ -11,6 +11,9 @@ import { buildStream, findQuote, itemRanges } from "./quote-match.mjs";
 
 pdfjsLib.GlobalWorkerOptions.workerSrc = new URL("../pdfjs/build/pdf.worker.min.mjs", import.meta.url).href;
 const PDFJS = new URL("../pdfjs/", import.meta.url).href;
+// Started at once, before any document: the chat loads this page in its hidden panel ahead of the first click,
+// so opening a citation only has to fetch and draw the PDF.
+const worker = new pdfjsLib.PDFWorker();
 
 const TEXT = {
   en: {
@@ -60,7 +63,7 @@ function openDoc(doc) {
     const task = pdfjsLib.getDocument({
       url: `../pdf/${doc}`, cMapUrl: `${PDFJS}cmaps/`, cMapPacked: true,
       standardFontDataUrl: `${PDFJS}standard_fonts/`, wasmUrl: `${PDFJS}wasm/`, iccUrl: `${PDFJS}iccs/`,
-      isEvalSupported: false, enableXfa: false, withCredentials: true,
+      isEvalSupported: false, enableXfa: false, withCredentials: true, worker,
     });
     const promise = task.promise;
     promise.catch(() => docs.delete(doc));
@@ -85,10 +88,10 @@ async function locate(pdf, doc, n, quote) {
     const pages = w.filter((p) => p >= 1 && p <= pdf.numPages);
     if (!pages.length) continue;
     const items = [];
-    for (const p of pages) {
-      const tc = await pageText(pdf, doc, p);
-      tc.items.filter((it) => it.str !== undefined).forEach((it, idx) => items.push({ str: it.str, page: p, idx }));
-    }
+    const contents = await Promise.all(pages.map((p) => pageText(pdf, doc, p)));
+    pages.forEach((p, i) => {
+      contents[i].items.filter((it) => it.str !== undefined).forEach((it, idx) => items.push({ str: it.str, page: p, idx }));
+    });
     const stream = buildStream(items);
     const result = findQuote(stream, quote);
     if (!best || result.matched > best.result.matched) best = { stream, items, result };
@@ -195,7 +198,7 @@ async function open(doc, page, quote) {
   document.body.dataset.state = "loading";
   delete document.body.dataset.match;
   setStatus(T("loading"));
-  if (!/^[0-9a-f]{16}$/.test(doc) || !(page >= 1)) {
+  if (!/^[0-9a-f]{16}$/.test(doc) || !(page >= 1)) {  // (the page number is checked against the PDF below)
     fail(T("bad"));
     return;
   }
@@ -270,4 +273,8 @@ window.addEventListener("message", (e) => {
   history.replaceState(null, "", url);
   open(String(doc), Number(page), String(q || ""));
 });
-open(params.get("doc") || "", Number(params.get("page") || "1"), params.get("q") || "");
+if (params.get("doc")) {
+  open(params.get("doc"), Number(params.get("page") || "1"), params.get("q") || "");
+} else {
+  document.body.dataset.state = "idle";  // warmed up, waiting for a citation
+}
