@@ -18,6 +18,7 @@ const worker = new pdfjsLib.PDFWorker();
 const TEXT = {
   en: {
     prev: "Previous page", next: "Next page", open: "Open the PDF in a new tab", page: "Page {p} of {n}",
+    zoomin: "Zoom in", zoomout: "Zoom out",
     pages: "PDF pages", toolbar: "PDF viewer", loading: "Loading the PDF…",
     exact: "Page {p}: the quoted passage is highlighted.",
     exact2: "Pages {p}–{q}: the quoted passage is highlighted (it runs onto the next page).",
@@ -28,6 +29,7 @@ const TEXT = {
   },
   fr: {
     prev: "Page précédente", next: "Page suivante", open: "Ouvrir le PDF dans un nouvel onglet",
+    zoomin: "Agrandir", zoomout: "Réduire",
     page: "Page {p} sur {n}", pages: "Pages du PDF", toolbar: "Visionneuse PDF", loading: "Chargement du PDF…",
     exact: "Page {p} : le passage cité est surligné.",
     exact2: "Pages {p}–{q} : le passage cité est surligné (il se poursuit sur la page suivante).",
@@ -43,9 +45,11 @@ const lang = (params.get("lang") || navigator.language || "en").toLowerCase().st
 const T = (key, vars = {}) => TEXT[lang][key].replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
 const $ = (id) => document.getElementById(id);
 
-const state = { doc: "", page: 1, quote: "", pdf: null, shown: [], marks: new Map(), token: 0 };
-const docs = new Map();  // doc id -> loading task promise (kept: switching back is instant)
-const texts = new Map(); // "doc:page" -> text content
+const state = { doc: "", page: 1, quote: "", pdf: null, shown: [], marks: new Map(), token: 0, zoom: 1 };
+// One document open at a time: PDF.js 5.4 keeps the page count of the last document loaded in a global
+// (PagesMapper), so a second open document would refuse its own pages. The worker stays.
+let current = null;  // {doc, task, promise}
+const texts = new Map(); // "page" -> text content of the current document
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -53,31 +57,36 @@ function labels() {
   document.documentElement.lang = lang;
   $("prev").setAttribute("aria-label", T("prev"));
   $("next").setAttribute("aria-label", T("next"));
-  $("open").textContent = `${T("open")} ↗`;
+  document.querySelector("#open .long").textContent = T("open");
+  $("open").setAttribute("aria-label", T("open"));
+  for (const id of ["zoomin", "zoomout"]) {
+    $(id).setAttribute("aria-label", T(id));
+    $(id).title = T(id);
+  }
   $("pages").setAttribute("aria-label", T("pages"));
   document.querySelector(".bar").setAttribute("aria-label", T("toolbar"));
 }
 
 function openDoc(doc) {
-  if (!docs.has(doc)) {
-    const task = pdfjsLib.getDocument({
-      url: `../pdf/${doc}`, cMapUrl: `${PDFJS}cmaps/`, cMapPacked: true,
-      standardFontDataUrl: `${PDFJS}standard_fonts/`, wasmUrl: `${PDFJS}wasm/`, iccUrl: `${PDFJS}iccs/`,
-      isEvalSupported: false, enableXfa: false, withCredentials: true, worker,
-    });
-    const promise = task.promise;
-    promise.catch(() => docs.delete(doc));
-    docs.set(doc, promise);
-  }
-  return docs.get(doc);
+  if (current && current.doc === doc) return current.promise;
+  if (current) current.task.destroy();
+  texts.clear();
+  const task = pdfjsLib.getDocument({
+    url: `../pdf/${doc}`, cMapUrl: `${PDFJS}cmaps/`, cMapPacked: true,
+    standardFontDataUrl: `${PDFJS}standard_fonts/`, wasmUrl: `${PDFJS}wasm/`, iccUrl: `${PDFJS}iccs/`,
+    isEvalSupported: false, enableXfa: false, withCredentials: true, worker,
+  });
+  const entry = { doc, task, promise: task.promise };
+  entry.promise.catch(() => { if (current === entry) current = null; });
+  current = entry;
+  return entry.promise;
 }
 
-async function pageText(pdf, doc, number) {
-  const key = `${doc}:${number}`;
-  if (!texts.has(key)) {
-    texts.set(key, pdf.getPage(number).then((p) => p.getTextContent()));
+async function pageText(pdf, number) {
+  if (!texts.has(number)) {
+    texts.set(number, pdf.getPage(number).then((p) => p.getTextContent()));
   }
-  return texts.get(key);
+  return texts.get(number);
 }
 
 // Find the quote near page n: returns {pages: [numbers], ranges: Map(page -> Map(itemIndex -> ranges)), result}.
@@ -88,7 +97,7 @@ async function locate(pdf, doc, n, quote) {
     const pages = w.filter((p) => p >= 1 && p <= pdf.numPages);
     if (!pages.length) continue;
     const items = [];
-    const contents = await Promise.all(pages.map((p) => pageText(pdf, doc, p)));
+    const contents = await Promise.all(pages.map((p) => pageText(pdf, p)));
     pages.forEach((p, i) => {
       contents[i].items.filter((it) => it.str !== undefined).forEach((it, idx) => items.push({ str: it.str, page: p, idx }));
     });
@@ -132,11 +141,11 @@ function highlight(textDivs, ranges) {
 
 async function renderPage(pdf, doc, number, ranges, token) {
   const page = await pdf.getPage(number);
-  const tc = await pageText(pdf, doc, number);
+  const tc = await pageText(pdf, number);
   if (token !== state.token) return null;
   const box = $("pages");
   const base = page.getViewport({ scale: 1 });
-  const scale = Math.max(0.5, Math.min(2.5, (box.clientWidth - 24) / base.width));
+  const scale = Math.max(0.4, Math.min(5, state.zoom * (box.clientWidth - 24) / base.width));
   const viewport = page.getViewport({ scale });
   const wrap = document.createElement("section");
   wrap.className = "page-wrap";
@@ -204,8 +213,11 @@ async function open(doc, page, quote) {
   }
   Object.assign(state, { doc, page, quote, shown: [], marks: new Map() });
   $("open").href = `../pdf/${doc}#page=${page}`;
+  const t0 = performance.now();
+  const lap = {};
   try {
     const pdf = await openDoc(doc);
+    lap.open = Math.round(performance.now() - t0);
     if (token !== state.token) return;
     state.pdf = pdf;
     page = Math.min(page, pdf.numPages);
@@ -220,8 +232,11 @@ async function open(doc, page, quote) {
         match = result.exact ? "exact" : "approximate";
       }
     }
+    lap.find = Math.round(performance.now() - t0);
     await show(pages, token);
+    lap.draw = Math.round(performance.now() - t0);
     if (token !== state.token) return;
+    document.body.dataset.timing = JSON.stringify(lap);  // milliseconds since the request, for measurements
     const first = pages[0];
     if (!quote) setStatus("");
     else if (match === "exact") setStatus(pages.length > 1 ? T("exact2", { p: first, q: pages[1] }) : T("exact", { p: first }));
@@ -259,11 +274,25 @@ async function step(delta) {
   if (token === state.token) setStatus("");
 }
 
+async function zoom(factor) {
+  if (!state.pdf || !state.shown.length) return;
+  const box = $("pages");
+  const at = box.scrollHeight ? box.scrollTop / box.scrollHeight : 0;
+  state.zoom = Math.max(0.5, Math.min(4, state.zoom * factor));
+  const token = ++state.token;
+  await show(state.shown, token);
+  box.scrollTop = at * box.scrollHeight;
+}
+
 labels();
 $("prev").addEventListener("click", () => step(-1));
 $("next").addEventListener("click", () => step(1));
+$("zoomin").addEventListener("click", () => zoom(1.25));
+$("zoomout").addEventListener("click", () => zoom(0.8));
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") window.parent.postMessage({ type: "arrival-viewer-close" }, location.origin);
+  else if ((e.key === "+" || e.key === "=") && !e.ctrlKey && !e.metaKey) zoom(1.25);
+  else if (e.key === "-" && !e.ctrlKey && !e.metaKey) zoom(0.8);
 });
 window.addEventListener("message", (e) => {
   if (e.origin !== location.origin || !e.data || e.data.type !== "arrival-open") return;
