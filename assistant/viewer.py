@@ -28,6 +28,11 @@ STATIC = Path(__file__).with_name("static")
 PDFJS_VERSION = "5.4.624"  # the version the Makefile installs (npm install pdfjs-dist@...)
 _FOLD = {"œ": "oe", "æ": "ae", "ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ı": "i", "ŀ": "l"}
 _CACHE = "public, max-age=86400"
+# The viewer runs only this app's scripts (PDF.js's WebAssembly decoders need 'wasm-unsafe-eval'; no eval), and
+# only inside the chat's own pages.
+VIEWER_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data: blob:; font-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; "
+              "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 
 
 def pdfjs_dir() -> Path | None:
@@ -87,7 +92,8 @@ def add_routes(app: FastAPI) -> None:
             return PlainTextResponse("the PDF viewer is not installed: run 'make setup' (it needs npm)",
                                      status_code=404)
         return FileResponse(STATIC / "viewer.html", media_type="text/html; charset=utf-8",
-                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": VIEWER_CSP})
 
     app.add_route("/viewer/", viewer, methods=["GET", "HEAD"])
     app.add_route("/viewer", viewer, methods=["GET", "HEAD"])

@@ -118,6 +118,8 @@ def test_viewer_and_pdfjs_routes(indexed, monkeypatch):
             pytest.skip("PDF.js is not installed (make pdfjs)")
         r = client.get(f"/viewer/?doc={doc_id}&page=2&q=x")
         assert r.status_code == 200 and "viewer.js" in r.text and r.headers["x-content-type-options"] == "nosniff"
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "frame-ancestors 'self'" in csp and "eval'" in csp
         assert client.get("/viewer", follow_redirects=False).status_code == 307
         mjs = client.get("/pdfjs/build/pdf.worker.min.mjs")
         assert mjs.status_code == 200 and "javascript" in mjs.headers["content-type"]
