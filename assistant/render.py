@@ -140,18 +140,34 @@ def rewritten_note(query: str, lang: str) -> str:
     return f"*{t('understood_as', lang)}* « {shown} »\n\n"
 
 
+def _sources_markdown(answer: Answer, lang: str, level: str) -> list[str]:
+    if not answer.citations:
+        return []
+    lines = [f"{level} {t('export_sources', lang)}", ""]
+    for c in answer.citations:
+        quote = " ".join(c.quote.split())
+        lines.append(f"{c.n}. {c.title or Path(c.source).name}, {t('page', lang)} {c.page} ({c.lang}) — "
+                     f"`{Path(c.source).name}`")
+        lines.append(f"   > {quote}")
+        lines.append("")
+    return lines
+
+
 def export_markdown(answer: Answer, lang: str | None = None) -> str:
+    """One answer, its question and its sources."""
     lang = lang or answer.lang
     lines = [f"# {t('export_title', lang)}", "", f"**{t('export_question', lang)}:** {answer.question}", "",
-             answer.answer.strip(), ""]
-    if answer.citations:
-        lines += [f"## {t('export_sources', lang)}", ""]
-        for c in answer.citations:
-            quote = " ".join(c.quote.split())
-            lines.append(f"{c.n}. {c.title or Path(c.source).name}, {t('page', lang)} {c.page} ({c.lang}) — "
-                         f"`{Path(c.source).name}`")
-            lines.append(f"   > {quote}")
-            lines.append("")
+             answer.answer.strip(), "", *_sources_markdown(answer, lang, "##")]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def export_conversation(answers: Sequence[Answer], lang: str) -> str:
+    """The conversation since the chat was last cleared: each question as searched, its answer and sources."""
+    if len(answers) == 1:
+        return export_markdown(answers[0], lang)
+    lines = [f"# {t('export_conversation', lang)}", ""]
+    for i, a in enumerate(answers, 1):
+        lines += [f"## {i}. {a.question}", "", a.answer.strip(), "", *_sources_markdown(a, lang, "###")]
     return "\n".join(lines).rstrip() + "\n"
 
 

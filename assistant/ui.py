@@ -32,6 +32,7 @@ from arrival.assistant.render import (  # re-exported: the tests and eval/ impor
     chat_text,
     citation_card,
     citation_doc_ids,
+    export_conversation,
     export_markdown,
     friendly_error,
     highlight,
@@ -52,14 +53,14 @@ if TYPE_CHECKING:
     from arrival.assistant.server import Backend
 
 __all__ = ["CSS_PATH", "build_blocks", "chat_text", "citation_card", "citation_doc_ids", "document_choices",
-           "export_markdown", "friendly_error", "highlight", "passage_card", "pdf_href", "render_sources",
-           "render_upload_results"]
+           "export_conversation", "export_markdown", "friendly_error", "highlight", "passage_card", "pdf_href",
+           "render_sources", "render_upload_results"]
 
 log = logging.getLogger(__name__)
 
 CSS_PATH = Path(__file__).with_name("static") / "ui.css"
 EXAMPLES = 4
-MAX_TURNS = 20  # questions remembered for follow-ups
+MAX_TURNS = 20  # answers remembered for follow-ups and the export
 
 
 def viewer_panel(lang: str) -> str:
@@ -104,7 +105,7 @@ def build_blocks(backend: Backend) -> gr.Blocks:
     # Gradio's copies of uploads and exports are removed after an hour (the uploads are kept under <home>/uploads)
     with gr.Blocks(title="arrival", fill_width=True, delete_cache=(3600, 3600)) as demo:
         last_answer = gr.State(None)
-        conversation = gr.State([])  # the questions searched so far, for follow-ups
+        conversation = gr.State([])  # the answers so far (their question as searched): follow-ups, the export
         with gr.Row(elem_id="arrival-header"):
             gr.Markdown(f"## arrival\n{i18n('subtitle')}", elem_id="arrival-title")
         with gr.Tabs(elem_id="arrival-tabs"):
@@ -152,7 +153,7 @@ def build_blocks(backend: Backend) -> gr.Blocks:
 
         # -- the chat ---------------------------------------------------------------------------------------
         def respond(message: str, history: list[dict[str, Any]] | None, lang_filter: list[str] | None,
-                    doc_filter: list[str] | None, k_value: float, conv: list[str] | None = None,
+                    doc_filter: list[str] | None, k_value: float, conv: list[Answer] | None = None,
                     request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
             lang = request_lang(request)
             history = list(history or [])
@@ -162,7 +163,7 @@ def build_blocks(backend: Backend) -> gr.Blocks:
                 warn(t("empty_question", lang))
                 yield message, list(history), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
-            asked = rewrite(q, conv[-1] if conv and history else "")
+            asked = rewrite(q, conv[-1].question if conv and history else "")
             note = rewritten_note(asked.query, lang) if asked.rewritten else ""
             history += [{"role": "user", "content": chat_text(q)}, {"role": "assistant", "content": note + "…"}]
             no_file = gr.DownloadButton(value=None, interactive=False)
@@ -193,12 +194,13 @@ def build_blocks(backend: Backend) -> gr.Blocks:
                 return
             history[-1] = {"role": "assistant", "content": note + chat_text(final.answer)}
             try:
-                path = write_export(exports, "arrival-answer", ".md", export_markdown(final))
+                turns = [*conv, final][-MAX_TURNS:] if history[:-2] else [final]
+                path = write_export(exports, "arrival-conversation", ".md", export_conversation(turns, final.lang))
                 export_value = gr.DownloadButton(value=str(path), interactive=True)
             except OSError:
                 log.exception("could not write the export file")
                 export_value = gr.DownloadButton(value=None, interactive=False)
-            conv = [*conv, asked.query][-MAX_TURNS:]
+            conv = [*(conv if history[:-2] else []), final][-MAX_TURNS:]
             yield (gr.skip(), list(history), render_sources(final, lang, viewer=viewer_on), final, export_value, conv,
                    gr.skip())
 

@@ -169,6 +169,12 @@ def test_follow_up_is_searched_as_rewritten_and_says_so(served, browser, shots):
     # the user's own words stay as typed
     assert page.locator("#arrival-chat [data-testid=user]").last.inner_text().strip() == "Et à Lisbonne ?"
     page.screenshot(path=str(shots / "follow-up.png"), full_page=True)
+    # the export is the conversation, each question as it was searched
+    with page.expect_download() as dl:
+        page.click("#arrival-export")
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert md.startswith("# Conversation") and "## 1. Que fait la ville de Malaga" in md, md[:300]
+    assert "## 2. Que fait la ville de Lisbonne" in md
     # cleared, the chat starts over: the same words are no longer a follow-up
     page.click("#arrival-clear")
     page.wait_for_selector("#arrival-welcome", state="visible")
