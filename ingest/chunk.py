@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 from arrival.ingest.clean import find_headings
 from arrival.ingest.lang import detect
@@ -75,20 +76,8 @@ class Chunker:
         headings = self._headings(doc, joined)
         heading_pos = [h[0] for h in headings]
         spans: list[tuple[int, int]] = []
-        prev_start, prev_end = -1, 0
-        for piece in self._splitter.split_text(joined.text):
-            # Pieces come in document order, each starting after the previous one. Look first where the
-            # overlap says it should be (as LangChain's add_start_index does), and if stripping made the
-            # overlap longer than configured, anywhere after the previous start, never before it: repeated
-            # text would otherwise map two pieces to one place (same offsets, same id).
-            start = joined.text.find(piece, max(prev_start + 1, prev_end - self.chunk_overlap))
-            if start < 0:
-                start = joined.text.find(piece, prev_start + 1)
-            if start < 0:  # the splitter only returns stripped substrings; this would be a bug in it
-                raise ValueError(f"{doc.path}: chunk text not found in the document after offset {prev_start}")
-            end = start + len(piece)
-            prev_start, prev_end = start, end
-            spans.append((start, end))
+        for lo, hi in self._sections(joined.text, heading_pos):
+            spans.extend(self._split_section(joined.text, lo, hi, doc.path))
         chunks: list[Chunk] = []
         for start, end in self._merge_fragments(joined.text, spans):
             piece = joined.text[start:end]
@@ -110,6 +99,40 @@ class Chunker:
                 )
             )
         return chunks
+
+    def _split_section(self, text: str, lo: int, hi: int, path: str) -> list[tuple[int, int]]:
+        """(start, end) offsets of the splitter's pieces of text[lo:hi]."""
+        spans: list[tuple[int, int]] = []
+        prev_start, prev_end = lo - 1, lo
+        section = text[lo:hi]
+        for piece in self._splitter.split_text(section):
+            # Pieces come in order, each starting after the previous one. Look first where the overlap says it
+            # should be (as LangChain's add_start_index does), and if stripping made the overlap longer than
+            # configured, anywhere after the previous start, never before it: repeated text would otherwise map
+            # two pieces to one place (same offsets, same id).
+            start = text.find(piece, max(prev_start + 1, prev_end - self.chunk_overlap), hi)
+            if start < 0:
+                start = text.find(piece, prev_start + 1, hi)
+            if start < 0:  # the splitter only returns stripped substrings; this would be a bug in it
+                raise ValueError(f"{path}: chunk text not found in the document after offset {prev_start}")
+            end = start + len(piece)
+            prev_start, prev_end = start, end
+            spans.append((start, end))
+        return spans
+
+    def _sections(self, text: str, heading_pos: list[int]) -> list[tuple[int, int]]:
+        """The document cut at its headings: a passage never runs from one section into the next, so a
+        section's passages are about what its heading names ("THE MEDIA", "AGENCES DE RECRUTEMENT"). A section
+        shorter than a quarter chunk (a heading alone, a run of table headers) stays with the one after it."""
+        cuts = sorted({0, *(p for p in heading_pos if 0 < p < len(text)), len(text)})
+        out: list[tuple[int, int]] = []
+        start = 0
+        for a, b in pairwise(cuts):
+            if len(text[start:b].strip()) >= self.chunk_size // 4 or b == len(text):
+                if text[start:b].strip():
+                    out.append((start, b))
+                start = b
+        return out
 
     @property
     def max_chars(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from itertools import pairwise
 from pathlib import Path
 
 from arrival.errors import IngestError
@@ -45,6 +46,46 @@ def _limit_reason(exc: Exception) -> str:
     if "decompress" in text.lower():
         return TOO_BIG_STREAM.format(limit=_inflate_limit())
     return f"refused: a pypdf safety limit was reached ({text[:160] or type(exc).__name__})"
+
+
+GAP_LINES = 1.7  # a downward jump of this many lines inside a column is a break, not a wrapped line
+
+
+def _baseline(cm: object, tm: object) -> float:
+    """The y of a text piece on the page (text matrix through the current transformation matrix)."""
+    c, t = list(cm), list(tm)  # type: ignore[call-overload]
+    return float(t[4] * c[1] + t[5] * c[3] + c[5])
+
+
+def _size(cm: object, tm: object, size: float) -> float:
+    c, t = list(cm), list(tm)  # type: ignore[call-overload]
+    return abs(float(size) * float(t[3] or 1.0) * float(c[3] or 1.0))
+
+
+def with_gap_breaks(pieces: list[tuple[str, float, float]]) -> str:
+    """pypdf's page text (the pieces its visitor sees, concatenated) with a blank line wherever the text jumps
+    down by more than GAP_LINES times the page's usual line spacing at the same font size.
+
+    Such a jump is a paragraph or box boundary, or lines pypdf cannot extract (text drawn as outlines in the French
+    UN extracts): without the break the lines on either side read as one sentence ("… à gérer leur que la ville
+    de Gwangju …")."""
+    text_pieces = [(t, y, size) for t, y, size in pieces if t.strip()]
+    steps = sorted(round(prev[1] - cur[1], 1) for prev, cur in pairwise(text_pieces)
+                   if abs(prev[2] - cur[2]) <= 0.1 * max(cur[2], 1e-6) and 0 < prev[1] - cur[1] < 3 * cur[2])
+    if not steps:
+        return "".join(t for t, _, _ in pieces)
+    line = steps[len(steps) // 2]
+    out: list[str] = []
+    prev: tuple[float, float] | None = None
+    for t, y, size in pieces:
+        if t.strip():
+            if (prev is not None and abs(prev[1] - size) <= 0.1 * max(size, 1e-6)
+                    and prev[0] - y > GAP_LINES * line and "".join(out[-2:]).endswith("\n")
+                    and not "".join(out[-2:]).endswith("\n\n")):
+                out.append("\n")
+            prev = (y, size)
+        out.append(t)
+    return "".join(out)
 
 
 class PdfLoader:
@@ -117,7 +158,10 @@ class PdfLoader:
         from pypdf.errors import LimitReachedError
 
         try:
-            text = reader.pages[i].extract_text() or ""  # type: ignore[attr-defined]
+            pieces: list[tuple[str, float, float]] = []
+            reader.pages[i].extract_text(  # type: ignore[attr-defined]
+                visitor_text=lambda t, cm, tm, font, size: pieces.append((t, _baseline(cm, tm), _size(cm, tm, size))))
+            text = with_gap_breaks(pieces)
         except (LimitReachedError, MemoryError):
             raise  # a decompression bomb refuses the whole file (it is not "a page without text")
         except Exception as exc:  # one unreadable page must not lose the rest of the document

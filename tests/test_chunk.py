@@ -82,4 +82,4 @@ def test_fragments_join_their_neighbours(gfmd):
     assert any(c.text.startswith(lead + "\n\nLes villes") for c in chunks)
     assert chunks[-1].text.endswith("associations.\n\nFin.")
     assert all(len(c.text) <= chunker.max_chars for c in chunks)
-    assert min(len(c.text) for c in chunker.split(gfmd)) >= 200
+    assert min(len(c.text) for c in chunker.split(gfmd)) >= 100
