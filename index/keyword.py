@@ -133,6 +133,23 @@ class KeywordIndex:
             out[rows] = bm25.get_scores(tokens)  # type: ignore[attr-defined]
         return out
 
+    def idf(self, tokens: list[str], lang: str) -> dict[str, float]:
+        """BM25 (Lucene) inverse document frequency of analysed tokens among the passages in `lang`; a token
+        no passage holds gets the rarest value."""
+        part = self._parts.get(lang)
+        if part is None:
+            return dict.fromkeys(tokens, 0.0)
+        rows, bm25 = part
+        n = max(len(rows), 1)
+        vocab = bm25.vocab_dict  # type: ignore[attr-defined]
+        indptr = bm25.scores["indptr"]  # type: ignore[attr-defined]
+        out: dict[str, float] = {}
+        for t in tokens:
+            i = vocab.get(t)
+            df = 0 if i is None else int(indptr[i + 1] - indptr[i])
+            out[t] = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     def search(self, query: str, lang: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n (rows, scores): the query analysed in `lang`, scored against the passages of every language
         (names and numbers match across languages)."""

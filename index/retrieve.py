@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 MODES = ("bm25", "dense", "hybrid")
 KNOWN_NAME_COS = 0.75
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_FIGURE = re.compile(r"\d+")
+
+
+def _figures(text: str) -> set[str]:
+    return set(_FIGURE.findall(text))
 
 
 @dataclass(frozen=True)
@@ -81,12 +86,14 @@ class Retriever:
     """`search(query, k) -> list[Hit]` over whatever generation is live; reloads when an ingest lands."""
 
     def __init__(self, home: Path, embedder: Embedder, candidates: int = 100,
-                 weights: FusionWeights | None = None, duplicate_cosine: float = 0.95) -> None:
+                 weights: FusionWeights | None = None, duplicate_cosine: float = 0.95,
+                 translation_cosine: float = 0.0) -> None:
         self.store = IndexStore(home)
         self.embedder = embedder
         self.candidates = candidates
         self.weights = weights or FusionWeights()
         self.duplicate_cosine = duplicate_cosine
+        self.translation_cosine = translation_cosine
         self._live: Live | None = None
         self._lock = threading.Lock()
 
@@ -195,7 +202,7 @@ class Retriever:
                            **{name: float(ch[cand[i]]) for name, ch in channels.items()}}
             for i in order
         }
-        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k, per_doc)
+        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k, per_doc, qlang)
 
     def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
                           ) -> dict[str, np.ndarray]:
@@ -222,34 +229,78 @@ class Retriever:
         return {name: values / top[name] if top[name] > 0 else values for name, values in channels.items()}
 
     def _hits(self, live: Live, ranked: list[int], scores: dict[int, dict[str, float]], key: str, k: int,
-              per_doc: int | None = None) -> list[Hit]:
-        """The first k of `ranked` after folding duplicates and applying the per-document cap."""
-        rows, also = self._select(live, ranked, k, self.weights.per_doc_cap if per_doc is None else per_doc)
-        chunks = live.snap.chunks(rows + [r for folded in also.values() for r in folded])
+              per_doc: int | None = None, qlang: str | None = None) -> list[Hit]:
+        """The first k of `ranked` after folding duplicates and translations, and the per-document cap."""
+        partners = self._partners(live, ranked, qlang) if qlang and self.translation_cosine > 0 else {}
+        rows, also, trans, stand_in = self._select(live, ranked, k,
+                                                   self.weights.per_doc_cap if per_doc is None else per_doc, partners)
+        chunks = live.snap.chunks(rows + [r for folded in (*also.values(), *trans.values()) for r in folded])
         by_row = {c.row: c for c in chunks}
         hits = []
         for i, r in enumerate(rows):
             c = by_row[r]
             places = tuple(p for p in dict.fromkeys((by_row[f].source, by_row[f].page) for f in also.get(r, ()))
                            if p != (c.source, c.page))
-            hits.append(Hit(rank=i + 1, score=scores[r][key], chunk_id=c.chunk_id, text=c.text, source=c.source,
+            translated = tuple(dict.fromkeys((by_row[f].source, by_row[f].page, by_row[f].lang)
+                                             for f in trans.get(r, ())))
+            # a passage standing in for its better-ranked translation carries that translation's scores
+            own = scores[stand_in.get(r, r)]
+            hits.append(Hit(rank=i + 1, score=own[key], chunk_id=c.chunk_id, text=c.text, source=c.source,
                             title=c.title, page=c.page, page_end=c.page_end, lang=c.lang, heading=c.heading,
-                            doc_id=c.doc_id, scores=scores[r], also=places))
+                            doc_id=c.doc_id, scores=own, also=places, start=c.start, translations=translated))
         return hits
 
-    def _select(self, live: Live, ranked: list[int], k: int, cap: int) -> tuple[list[int], dict[int, list[int]]]:
+    def _partners(self, live: Live, ranked: list[int], qlang: str, pool: int = 60) -> dict[int, int]:
+        """For the passages of the other language among the first `pool` of the ranking, their translation in
+        the question's language among the same passages: the closest by vector (cosine >= translation_cosine)
+        that states every number the other one states (a translation keeps its figures)."""
+        rows = ranked[:pool]
+        mine = [r for r in rows if live.langs[r] == qlang]
+        other = [r for r in rows if live.langs[r] != qlang]
+        if not mine or not other:
+            return {}
+        vectors = live.snap.vectors
+        sims = np.asarray(vectors[np.asarray(other)], dtype=np.float32) @ np.asarray(
+            vectors[np.asarray(mine)], dtype=np.float32).T
+        best = sims.argmax(axis=1)
+        texts = {c.row: c.text for c in live.snap.chunks(rows)}
+        out: dict[int, int] = {}
+        for i, r in enumerate(other):
+            j = int(best[i])
+            if float(sims[i, j]) >= self.translation_cosine and _figures(texts[r]) <= _figures(texts[mine[j]]):
+                out[r] = mine[j]
+        return out
+
+    def _select(self, live: Live, ranked: list[int], k: int, cap: int, partners: dict[int, int] | None = None
+                ) -> tuple[list[int], dict[int, list[int]], dict[int, list[int]], dict[int, int]]:
         """Walk the ranking: a passage whose vector is within `duplicate_cosine` of a kept one is the same
         text in another file (the UN guidance ships each step as its own PDF and inside the full guide) and
-        is folded into it instead of taking a place; then at most `cap` passages per document (0: no cap)."""
+        is folded into it instead of taking a place; a passage in the other language whose translation in the
+        question's language was also retrieved (`partners`) gives its place to that translation and is folded
+        under it, taking its place and its scores (`stand_in`: kept row -> the row whose place it took); then at
+        most `cap` passages per document (0: no cap)."""
         limit = self.duplicate_cosine
+        partners = partners or {}
         vectors, doc_ids = live.snap.vectors, live.doc_ids
         kept: list[int] = []
         kept_vecs = np.empty((0, vectors.shape[1]), dtype=np.float32)
         also: dict[int, list[int]] = {}
+        trans: dict[int, list[int]] = {}
+        stand_in: dict[int, int] = {}
         count: dict[str, int] = {}
         for r in ranked:
             if len(kept) == k:
                 break
+            partner = partners.get(r)
+            if partner is not None:
+                if partner in kept:
+                    trans.setdefault(partner, []).append(r)
+                    continue
+                trans.setdefault(partner, []).append(r)
+                stand_in[partner] = r
+                r = partner
+            elif r in trans:  # already placed as a better-ranked passage's translation
+                continue
             if limit > 0 and kept:
                 v = np.asarray(vectors[r], dtype=np.float32)
                 sims = kept_vecs @ v
@@ -264,7 +315,7 @@ class Retriever:
             kept.append(r)
             if limit > 0:
                 kept_vecs = np.vstack([kept_vecs, np.asarray(vectors[r], dtype=np.float32)[None, :]])
-        return kept, also
+        return kept, also, {r: trans[r] for r in kept if r in trans}, stand_in
 
     def _dense(self, snap: Snapshot, qvec: np.ndarray, n: int, mask: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray]:
