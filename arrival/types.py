@@ -72,6 +72,8 @@ class Hit:
     doc_id: str = ""
     scores: dict[str, float] = field(default_factory=dict, compare=False)
     also: tuple[tuple[str, int], ...] = ()  # (source, page) of the same passage in other places, folded in
+    start: int = 0  # offset of the text in the cleaned text of `page`
+    translations: tuple[tuple[str, int, str], ...] = ()  # (source, page, lang) of its translation, folded in
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -86,6 +88,7 @@ class Hit:
             "heading": self.heading,
             "chunk_id": self.chunk_id,
             "also": [{"source": src, "page": page} for src, page in self.also],
+            "translations": [{"source": src, "page": page, "lang": lang} for src, page, lang in self.translations],
         }
 
 
@@ -99,6 +102,9 @@ class Citation:
     passage: str
     lang: str
     chunk_id: str
+    doc_id: str = ""
+    page_end: int = 0  # the page the quote ends on, when it runs onto the next page (0: same page)
+    also: tuple[tuple[str, int, str], ...] = ()  # (source, page, lang) of the same passage elsewhere
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,9 +112,12 @@ class Citation:
             "title": self.title,
             "source": self.source,
             "page": self.page,
+            "page_end": self.page_end or self.page,
             "quote": self.quote,
             "lang": self.lang,
             "chunk_id": self.chunk_id,
+            "doc_id": self.doc_id,
+            "also": [{"source": src, "page": page, "lang": lang} for src, page, lang in self.also],
         }
 
 
@@ -121,6 +130,7 @@ class Answer:
     citations: tuple[Citation, ...]
     passages: tuple[Hit, ...]
     mode: str = "extractive"
+    reason: str = ""  # why it was refused: no-evidence, no-<kind of value asked for>, no-quote, ...
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -129,6 +139,7 @@ class Answer:
             "lang": self.lang,
             "refused": self.refused,
             "mode": self.mode,
+            "reason": self.reason,
             "citations": [c.to_json() for c in self.citations],
             "passages": [p.to_json() for p in self.passages],
         }

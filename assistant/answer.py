@@ -1,9 +1,19 @@
-"""Answers with checkable citations.
+"""Extractive answers built on the ranking, with checkable citations.
 
-Extractive mode (default, no language model): score the sentences of the top passages against the question,
-drop near-duplicates, prefer covering several documents, and cite each chosen sentence with its document,
-page and exact quote. A quote is shown only after it is found (normalised) in the cited page's text. When the
-evidence is too weak, the answer says so in the question's language and shows the closest passages.
+The passages come from the retriever's ranking (hybrid by default). The first evidence is the best passage,
+unless a passage just below it holds a sentence that answers clearly better (the same lexical, cross-language
+and semantic evidence the retriever uses, at sentence level). From that passage the answer quotes the part that
+answers: one whole sentence, or two or three contiguous ones. Further citations are added only when they pass a
+bar relative to the first and add something (another document, another fact); one to three citations is the
+usual answer. A lead line in the question's language says where the answer was found.
+
+Every quote is a whole sentence of the document, taken from the page text (not cut by the chunk boundary), and
+verified (normalised) in the text of the page it cites before it is shown.
+
+Refusals, in the question's language: when the best passage is far from the question or the question names
+something the documents never mention ("I could not find this in the documents"); and when the question asks
+for a specific value (an amount, a count, a date, a person) and no passage on its topic states one ("The
+documents discuss … but do not give …"): the closest passages are then shown as related, not as the answer.
 """
 
 from __future__ import annotations
@@ -11,15 +21,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from arrival.index.keyword import fold, stopwords
+from arrival.assistant import quotes as q
+from arrival.assistant.question import QuestionTerms, asked_value, has_value, question_terms
+from arrival.index.keyword import analyze, fold, stopwords
 from arrival.index.retrieve import Filters, Retriever
 from arrival.ingest.clean import normalize_for_match
 from arrival.ingest.lang import detect_query
-from arrival.ingest.sentences import split_sentences
 from arrival.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -28,8 +39,25 @@ REFUSAL = {
     "fr": "Je n'ai pas trouvé de réponse dans les documents.",
     "en": "I could not find this in the documents.",
 }
-INTRO = {"fr": "D'après les documents :", "en": "According to the documents:"}
+NO_VALUE = {
+    "fr": "Les documents traitent de {topic}, mais n'indiquent pas {what}.",
+    "en": "The documents discuss {topic} but do not give {what}.",
+}
+VALUE_NAMES = {
+    "money": {"en": "an amount or a budget", "fr": "de montant ni de budget"},
+    "count": {"en": "a number", "fr": "de nombre"},
+    "percent": {"en": "a percentage or a share", "fr": "de pourcentage"},
+    "date": {"en": "a date", "fr": "de date"},
+    "duration": {"en": "a duration", "fr": "de durée"},
+    "person": {"en": "a person's name", "fr": "de nom de personne"},
+}
+LEAD = {
+    "fr": "D'après « {title} », p. {page}{other}{more} :",
+    "en": "From “{title}”, p. {page}{other}{more}:",
+}
+MORE = {"fr": " et {n} autre{s} passage{s}", "en": " and {n} other passage{s}"}
 OTHER_LANG = {"fr": {"en": " (en anglais)"}, "en": {"fr": " (in French)"}}
+RELATED = {"fr": "Passages proches :", "en": "Related passages:"}
 
 
 def question_lang(question: str) -> str:
@@ -52,6 +80,15 @@ def final_answer(parts: Iterable[str | Answer]) -> Answer:
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+def _verified(quote: str, pages: list[str]) -> bool:
+    """The quote occurs in the text of its pages: verbatim within one page, or, for a quote that runs onto the next
+    page, its parts at the end of one page and the start of the next (compared normalised)."""
+    if any(quote in p for p in pages):
+        return True
+    joined = normalize_for_match(" ".join(pages))
+    return bool(quote.strip()) and normalize_for_match(quote) in joined
+
+
 def named_terms(question: str) -> list[str]:
     """Capitalised words after the first word, acronyms and years: the names a question hinges on."""
     out = []
@@ -63,33 +100,45 @@ def named_terms(question: str) -> list[str]:
     return out
 
 
-def answer_like(sentence: str) -> bool:
-    """Sentences worth quoting as an answer: not questions (guiding-question lists are common in policy
-    guidance), not headings or list lead-ins ending with a colon, at least eight words."""
-    s = sentence.rstrip()
-    return not s.endswith(("?", ":")) and "?" not in s[-3:] and len(s.split()) >= 8
-
-
 @dataclass(frozen=True)
 class AnswerSettings:
-    passages: int = 8  # passages searched for sentences
+    passages: int = 6  # passages searched for the answer
     passages_per_doc: int = 4  # so that other documents get a look-in on broad questions
-    max_sentences: int = 5
-    min_score: float = 0.30  # dense similarity of the best passage below which we refuse (calibrated, README)
-    sure_score: float = 0.45  # above this the named-term check is skipped
-    relative_floor: float = 0.2  # keep sentences within this of the best sentence score
-    duplicate_cos: float = 0.88
-    same_doc_penalty: float = 0.06
-    per_doc: int = 2  # sentences from one document before others get a turn
+    max_citations: int = 3
+    min_score: float = 0.30  # refuse when the best passage's cosine with the question is below this ...
+    min_sentence: float = 0.35  # ... and so is the best sentence's (calibrated, README)
+    sure_score: float = 0.45  # above these the named-term check is skipped
+    sure_sentence: float = 0.55
+    sentence_dense: float = 1.0  # weights of a sentence's evidence: cosine with the question ...
+    sentence_lexical: float = 0.5  # ... share of the question's terms (IDF-weighted, across languages) ...
+    sentence_value: float = 0.15  # ... holds the kind of value asked for
+    rank_weight: float = 0.25  # a passage's answer score: best sentence + rank_weight x its relative hybrid score
+    extra_bar: float = 0.85  # a further citation's answer score relative to the first
+    topic_coverage: float = 0.34  # a sentence is on the question's topic from this share of its terms ...
+    topic_dense: float = 0.45  # ... or this cosine with the question
+    duplicate_cos: float = 0.9
 
 
-@dataclass(frozen=True)
-class Candidate:
+@dataclass
+class Scored:
+    """A quotable sentence of a passage with its evidence."""
+
     hit: Hit
-    start: int
-    end: int
-    text: str
-    score: float
+    rank: int  # of the hit, 0-based
+    sentence: q.Sentence
+    dense: float = 0.0
+    lexical: float = 0.0
+    value: bool = False
+    score: float = 0.0
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class Evidence:
+    hits: list[Hit]
+    sentences: list[Scored] = field(default_factory=list)
+    kind: str | None = None
+    terms: QuestionTerms | None = None
 
 
 class Assistant:
@@ -107,29 +156,31 @@ class Assistant:
         lang = question_lang(question)
         hits = self.evidence(question, lang, max(k, self.settings.passages), filters)
         shown = tuple(hits[:k])
-        if self.should_refuse(question, hits):
+        ev = self.gather(question, lang, hits) if hits else Evidence(hits)
+        reason = self.refusal(question, ev)
+        if reason == "no-evidence":
             yield REFUSAL[lang]
-            yield Answer(question, REFUSAL[lang], lang, True, (), shown)
+            yield Answer(question, REFUSAL[lang], lang, True, (), shown, reason=reason)
             return
-        chosen = self._select(question, hits)
-        citations: list[Citation] = []
-        lines: list[str] = []
-        yield INTRO[lang] + "\n\n"
-        for cand in chosen:
-            cite = self.cite(len(citations) + 1, cand)
-            if cite is None:
-                continue
-            citations.append(cite)
-            suffix = OTHER_LANG.get(lang, {}).get(cand.hit.lang, "")
-            line = f"- {cand.text}{suffix} [{cite.n}]"
-            lines.append(line)
-            yield line + "\n"
+        if reason and ev.kind is not None:
+            text = NO_VALUE[lang].format(topic=self.topic(question, hits, lang),
+                                         what=VALUE_NAMES[ev.kind][lang])
+            yield text
+            yield Answer(question, text, lang, True, (), shown, reason=reason)
+            return
+        citations = self.choose(ev, lang)
         if not citations:
             yield REFUSAL[lang]
-            yield Answer(question, REFUSAL[lang], lang, True, (), shown)
+            yield Answer(question, REFUSAL[lang], lang, True, (), shown, reason="no-quote")
             return
-        text = INTRO[lang] + "\n\n" + "\n".join(lines)
-        yield Answer(question, text, lang, False, tuple(citations), shown)
+        lead = self.lead(citations, lang)
+        yield lead + "\n\n"
+        lines = []
+        for c in citations:
+            line = f"- {' '.join(c.quote.split())}{OTHER_LANG.get(lang, {}).get(c.lang, '')} [{c.n}]"
+            lines.append(line)
+            yield line + "\n"
+        yield Answer(question, lead + "\n\n" + "\n".join(lines), lang, False, tuple(citations), shown)
 
     def evidence(self, question: str, lang: str, n: int, filters: Filters | None = None) -> list[Hit]:
         """The passages an answer is drawn from: the top n, at most `passages_per_doc` from one document."""
@@ -138,77 +189,176 @@ class Assistant:
         return self.retriever.search(question, k=n, filters=filters, query_lang=lang,
                                      per_doc=self.settings.passages_per_doc)
 
-    def should_refuse(self, question: str, hits: list[Hit]) -> bool:
-        """Too little evidence: the best passage is far from the question, or the question names something
-        (a place, an organisation, a year) that occurs nowhere in the indexed documents."""
-        best = max((h.scores.get("dense", h.score) for h in hits), default=0.0)
-        if not hits or best < self.settings.min_score:
-            return True
-        if best >= self.settings.sure_score:  # strong evidence outweighs a name we cannot place ("Spanish")
-            return False
-        return any(not self.retriever.knows(name) for name in named_terms(question))
+    def features(self, question: str, ev: Evidence) -> dict[str, float]:
+        """The evidence a refusal is decided on (also reported by `arrival eval` for calibration)."""
+        hits, sents = ev.hits, ev.sentences
+        names = named_terms(question)
+        unknown = sum(1 for name in names if not self.retriever.knows(name)) if names else 0
+        on_topic_value = any(x.value and self.on_topic(x) for x in sents) if ev.kind is not None else True
+        return {
+            "passage_dense": max((h.scores.get("dense", h.score) for h in hits), default=0.0),
+            "sentence_dense": max((x.dense for x in sents), default=0.0),
+            "sentence_lexical": max((x.lexical for x in sents), default=0.0),
+            "unknown_names": float(unknown),
+            "typed": float(ev.kind is not None),
+            "value_on_topic": float(on_topic_value),
+        }
 
-    # -- internals ------------------------------------------------------------------------------------
-    def _select(self, question: str, hits: list[Hit]) -> list[Candidate]:
+    def refusal(self, question: str, ev: Evidence) -> str:
+        """"" to answer; "no-evidence" when nothing in the documents is close to the question (or it names
+        something they never mention); "no-<kind>" when it asks for a kind of value that no passage on its
+        topic states."""
         s = self.settings
-        embedder = self.retriever.embedder
-        spans = [(h, a, b) for h in hits for a, b in split_sentences(h.text) if answer_like(h.text[a:b])]
-        if not spans:
+        if not ev.hits:
+            return "no-evidence"
+        f = self.features(question, ev)
+        close = f["passage_dense"] >= s.min_score or f["sentence_dense"] >= s.min_sentence
+        if not close:
+            return "no-evidence"
+        sure = f["passage_dense"] >= s.sure_score or f["sentence_dense"] >= s.sure_sentence
+        if f["unknown_names"] and not sure:  # strong evidence outweighs a name we cannot place ("Spanish")
+            return "no-evidence"
+        if ev.kind is not None and not f["value_on_topic"]:
+            return f"no-{ev.kind}"
+        return ""
+
+    def should_refuse(self, question: str, hits: list[Hit]) -> bool:
+        """Whether `stream` would refuse to answer from these passages."""
+        lang = question_lang(question)
+        return bool(self.refusal(question, self.gather(question, lang, hits) if hits else Evidence(hits)))
+
+    # -- evidence -------------------------------------------------------------------------------------
+    def gather(self, question: str, lang: str, hits: list[Hit]) -> Evidence:
+        """Score every quotable sentence of the top passages against the question."""
+        s = self.settings
+        snap = self.retriever.snapshot()
+        kind = asked_value(question)
+        terms = question_terms(question, lang, snap.keyword, snap.lexicon)
+        found: list[Scored] = []
+        for rank, hit in enumerate(hits[: s.passages]):
+            ctx = q.context(hit, snap.page_text)
+            if ctx is None:
+                continue
+            for sent in q.sentences(ctx):
+                if q.quotable(sent.text):
+                    found.append(Scored(hit, rank, sent))
+        if not found:
+            return Evidence(hits, [], kind, terms)
+        emb = self.retriever.embedder
+        qvec = emb.embed_queries([question])[0]
+        svecs = emb.embed_passages([x.sentence.text for x in found])
+        for x, vec in zip(found, svecs, strict=True):
+            x.dense = float(vec @ qvec)
+            x.lexical = terms.coverage(set(analyze(x.sentence.text, x.hit.lang or lang)))
+            x.value = kind is not None and has_value(x.sentence.text, kind)
+            x.vector = vec
+        ev = Evidence(hits, found, kind, terms)
+        self.score(ev)
+        return ev
+
+    def score(self, ev: Evidence) -> None:
+        """A sentence's answer score: its own evidence plus its passage's place in the ranking."""
+        s = self.settings
+        top = max(ev.hits[0].score, 1e-9) if ev.hits else 1.0
+        for x in ev.sentences:
+            x.score = (s.sentence_dense * x.dense + s.sentence_lexical * x.lexical
+                       + (s.sentence_value if x.value else 0.0) + s.rank_weight * max(x.hit.score, 0.0) / top)
+
+    def on_topic(self, x: Scored) -> bool:
+        return x.lexical >= self.settings.topic_coverage or x.dense >= self.settings.topic_dense
+
+    # -- choosing what to cite ------------------------------------------------------------------------
+    def choose(self, ev: Evidence, lang: str) -> list[Citation]:
+        s = self.settings
+        pool = [x for x in ev.sentences if ev.kind is None or x.value or not self._has_value_sentence(ev, x.hit)]
+        if not pool:
             return []
-        texts = [h.text[a:b] for h, a, b in spans]
-        qvec = embedder.embed_queries([question])[0]
-        svecs = embedder.embed_passages(texts)
-        sims = svecs @ qvec
-        top_dense = max(h.scores.get("dense", h.score) for h in hits) or 1.0
-        scores = [0.7 * float(sims[i]) + 0.3 * h.scores.get("dense", h.score) / top_dense * float(sims.max())
-                  for i, (h, _, _) in enumerate(spans)]
-        order = np.argsort(-np.asarray(scores), kind="stable")
-        best = scores[int(order[0])]
-        chosen: list[int] = []
-        docs: dict[str, int] = {}
-
-        def fresh(i: int) -> bool:
-            return not any(float(svecs[i] @ svecs[j]) > s.duplicate_cos
-                           or normalize_for_match(texts[i]) == normalize_for_match(texts[j]) for j in chosen)
-
-        deferred: list[int] = []
-        for i in [int(x) for x in order]:
-            doc = spans[i][0].doc_id
-            if scores[i] - s.same_doc_penalty * docs.get(doc, 0) < best - s.relative_floor or not fresh(i):
-                continue
-            if docs.get(doc, 0) >= s.per_doc:  # let other documents have a turn first
-                deferred.append(i)
-                continue
-            chosen.append(i)
-            docs[doc] = docs.get(doc, 0) + 1
-            if len(chosen) == s.max_sentences:
+        ranked = sorted(pool, key=lambda x: (-x.score, x.rank, x.sentence.start))
+        first = ranked[0]
+        if ev.kind is not None:  # the quote must state the value asked for, on the question's topic
+            typed = [x for x in ranked if x.value and self.on_topic(x)]
+            first = typed[0] if typed else first
+        chosen = [first]
+        for x in ranked:
+            if len(chosen) >= s.max_citations:
                 break
-        for i in deferred:  # then fill up from the best-covered documents
-            if len(chosen) >= min(3, s.max_sentences):
+            if x.score < s.extra_bar * first.score or any(x.hit.chunk_id == c.hit.chunk_id for c in chosen):
+                continue
+            if self._duplicate(x, chosen):
+                continue
+            chosen.append(x)
+        citations: list[Citation] = []
+        for x in chosen:
+            cite = self.cite(len(citations) + 1, x, self._window(ev, x))
+            if cite is not None:
+                citations.append(cite)
+        return citations
+
+    def _has_value_sentence(self, ev: Evidence, hit: Hit) -> bool:
+        return any(x.value for x in ev.sentences if x.hit.chunk_id == hit.chunk_id)
+
+    def _duplicate(self, x: Scored, chosen: list[Scored]) -> bool:
+        vx = x.vector
+        norm = normalize_for_match(x.sentence.text)
+        for c in chosen:
+            vc = c.vector
+            if norm == normalize_for_match(c.sentence.text):
+                return True
+            if vx is not None and vc is not None and float(np.dot(vx, vc)) >= self.settings.duplicate_cos:
+                return True
+        return False
+
+    def _window(self, ev: Evidence, x: Scored) -> list[Scored]:
+        """The sentence, and the next one or two when they continue it: a lead-in ending with a colon, or a
+        following sentence of the same passage that answers nearly as well."""
+        same = [y for y in ev.sentences if y.hit.chunk_id == x.hit.chunk_id]
+        i = next(i for i, y in enumerate(same) if y is x)
+        out = [x]
+        for y in same[i + 1: i + 3]:
+            prev = out[-1]
+            contiguous = not y.sentence.text.strip() or y.sentence.start - prev.sentence.end <= 3
+            if not contiguous:
                 break
-            if fresh(i):
-                chosen.append(i)
-        return [Candidate(spans[i][0], spans[i][1], spans[i][2], texts[i], scores[i]) for i in chosen]
+            if prev.sentence.text.rstrip().endswith(":") or y.score >= 0.9 * x.score:
+                out.append(y)
+            else:
+                break
+        return out
 
-    def cite(self, n: int, cand: Candidate) -> Citation | None:
-        """A citation whose quote is verified in the text of the page it names, or None."""
-        page = self.page_of(cand.hit, cand.start)
+    def cite(self, n: int, x: Scored, window: list[Scored] | None = None) -> Citation | None:
+        """A citation whose quote (the sentence, or its window) is verified in the text of the pages it names."""
+        window = window or [x]
+        first, last = window[0].sentence, window[-1].sentence
         snap = self.retriever.snapshot()
-        page_text = snap.page_text(cand.hit.doc_id, page) or ""
-        if normalize_for_match(cand.text) not in normalize_for_match(page_text):
-            joined = " ".join(snap.page_text(cand.hit.doc_id, p) or "" for p in (page, page + 1))
-            if normalize_for_match(cand.text) not in normalize_for_match(joined):
-                log.warning("quote not found on %s p.%d; citation dropped", cand.hit.source, page)
-                return None
-        return Citation(n, cand.hit.title, cand.hit.source, page, cand.text, cand.hit.text, cand.hit.lang,
-                        cand.hit.chunk_id)
+        ctx = q.context(x.hit, snap.page_text)
+        if ctx is None:
+            return None
+        quote = ctx.text[first.start:last.end]
+        pages = [snap.page_text(x.hit.doc_id, p) or "" for p in range(first.page, last.page_end + 1)]
+        if not _verified(quote, pages):
+            log.warning("quote not found on %s p.%d; citation dropped", x.hit.source, first.page)
+            return None
+        return Citation(n, x.hit.title, x.hit.source, first.page, quote, x.hit.text, x.hit.lang, x.hit.chunk_id,
+                        doc_id=x.hit.doc_id, page_end=last.page_end if last.page_end != first.page else 0,
+                        also=x.hit.translations)
 
-    def page_of(self, hit: Hit, offset: int) -> int:
-        """The page on which character `offset` of a hit's text lies."""
-        if hit.page == hit.page_end:
-            return hit.page
-        snap = self.retriever.snapshot()
-        row = snap.db.execute("SELECT start FROM chunks WHERE chunk_id=?", (hit.chunk_id,)).fetchone()
-        first = snap.page_text(hit.doc_id, hit.page) or ""
-        remaining = len(first) - (int(row[0]) if row else 0)
-        return hit.page if offset < remaining else hit.page_end
+    # -- wording ----------------------------------------------------------------------------------------
+    @staticmethod
+    def lead(citations: list[Citation], lang: str) -> str:
+        c = citations[0]
+        n = len(citations) - 1
+        more = MORE[lang].format(n=n, s="s" if n > 1 else "") if n else ""
+        other = OTHER_LANG.get(lang, {}).get(c.lang, "")
+        page = f"{c.page}–{c.page_end}" if c.page_end else str(c.page)
+        return LEAD[lang].format(title=c.title or c.source, page=page, other=other, more=more)
+
+    @staticmethod
+    def topic(question: str, hits: list[Hit], lang: str) -> str:
+        """What the documents do discuss: the names in the question, else the best passage's heading."""
+        names = [t for t in named_terms(question) if not t.isdigit()]
+        if names:
+            return ", ".join(dict.fromkeys(names))
+        heading = " ".join(hits[0].heading.split()) if hits and hits[0].heading else ""
+        if heading:
+            return f"« {heading} »" if lang == "fr" else f"“{heading}”"
+        return "ce sujet" if lang == "fr" else "this topic"

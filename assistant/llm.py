@@ -1,10 +1,12 @@
 """Generative answers through a LangChain chat model, held to the same citation checks as extractive ones.
 
-The model sees numbered passages and the question; passage text is data, never instructions. Its answer is
-then checked: citation keys that name no passage are removed, and each remaining key must point at a passage
-containing a sentence that supports the cited statement (that sentence, verified in the page text, becomes
-the quote). A statement whose citation fails the check loses its key; an answer left with no supported
-citation is refused.
+The model sees numbered passages and the question; passage text is data, never instructions. Nothing the model
+writes reaches the reader before it is checked: its output is buffered sentence by sentence, and each sentence is
+checked before it is streamed. A citation key that names no passage is removed; a kept key must point at a
+passage holding a quotable sentence that supports the statement: close in meaning (cosine of the real embedder),
+with the same polarity (a negated claim is not supported by the affirmative sentence, nor the reverse) and every
+number of the statement present in it. That sentence, verified in the page text, becomes the quote. A sentence
+left without a supported citation is removed; an answer left with no supported citation is refused.
 """
 
 from __future__ import annotations
@@ -17,16 +19,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from arrival.assistant.answer import REFUSAL, Assistant, Candidate, final_answer, question_lang
+from arrival.assistant.answer import REFUSAL, Assistant, Evidence, Scored, final_answer, question_lang
 from arrival.errors import ModelError
 from arrival.index.retrieve import Filters
-from arrival.ingest.sentences import split_sentences
 from arrival.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
 
 CITE = re.compile(r"\[(\d{1,3})\]")
 SUPPORT_MIN = 0.45  # cosine between a cited statement and its best passage sentence
+# a sentence of the model's output is complete at . ! ? followed by optional citation keys and white space
+_SENTENCE_END = re.compile(r"[.!?…](?:\s*\[\d{1,3}\])*(?=\s)|\n\s*\n")
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nor|cannot|without|neither|n't|ne|pas|jamais|aucun|aucune|ni|sans|nul|nulle|guère)\b"
+    r"|n['’]", re.IGNORECASE)
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)?")
+_SPACE_BEFORE_MARK = re.compile(r"\s+([.!?,;:…])")
 
 SYSTEM = (
     "You answer questions about migration-policy documents using ONLY the numbered passages provided. "
@@ -101,72 +109,101 @@ class LlmAssistant:
         return final_answer(self.stream(question, k, filters))
 
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
+        """Checked sentences as they complete, then the Answer."""
         question = " ".join(question.split())
         lang = question_lang(question)
         hits = self.base.evidence(question, lang, max(k, self.passages), filters)
-        if self.base.should_refuse(question, hits):
+        ev = self.base.gather(question, lang, hits) if hits else Evidence(hits)
+        if self.base.refusal(question, ev) == "no-evidence":
             yield REFUSAL[lang]
-            yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm")
+            yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm", reason="no-evidence")
             return
-        raw = ""
+        checker = _Checker(self.base, ev, hits)
+        buffer = ""
         try:
             for chunk in self.chat_model.stream(build_messages(question, lang, hits)):
-                piece = chunk.content if isinstance(chunk.content, str) else ""
-                raw += piece
-                yield piece
+                buffer += chunk.content if isinstance(chunk.content, str) else ""
+                while (m := _SENTENCE_END.search(buffer)) is not None:
+                    sentence, buffer = buffer[: m.end()], buffer[m.end():]
+                    checked = checker.check(sentence)
+                    if checked:
+                        yield checked + " "
         except Exception as exc:  # connection refused, model not pulled, ...
-            raise ModelError(f"llm {type(self.chat_model).__name__}: {str(exc).splitlines()[0][:200]}") from None
-        yield self.check(question, lang, raw, hits, k)
+            first = next((line for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
+            raise ModelError(f"llm {type(self.chat_model).__name__}: {first[:200]}") from None
+        if buffer.strip():
+            checked = checker.check(buffer)
+            if checked:
+                yield checked
+        if not checker.citations:
+            yield "\n" + REFUSAL[lang]
+            yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm", reason="unsupported")
+            return
+        yield Answer(question, " ".join(checker.kept), lang, False, tuple(checker.citations), tuple(hits[:k]),
+                     mode="llm")
 
-    def check(self, question: str, lang: str, raw: str, hits: list[Hit], k: int) -> Answer:
-        """Strip invented keys, keep only supported citations, renumber them in order of appearance."""
-        embedder = self.base.retriever.embedder
-        spans = split_sentences(raw, min_chars=1, max_chars=2000) or [(0, len(raw))]
-        out_parts: list[str] = []
-        citations: list[Citation] = []
-        by_key: dict[tuple[str, int], int] = {}
-        for a, b in spans:
-            sentence = raw[a:b]
-            statement = CITE.sub("", sentence).strip()
-            keys = [int(m) for m in CITE.findall(sentence)]
-            kept: list[int] = []
-            for n in keys:
-                if not 1 <= n <= len(hits):
-                    log.info("removed invented citation [%d]", n)
-                    continue
-                hit = hits[n - 1]
-                quote = self._support(embedder, statement, hit)
-                if quote is None:
-                    continue
-                key = (hit.chunk_id, quote.start)
-                if key not in by_key:
-                    cite = self.base.cite(len(citations) + 1, quote)
-                    if cite is None:
-                        continue
-                    citations.append(cite)
-                    by_key[key] = cite.n
-                if by_key[key] not in kept:
-                    kept.append(by_key[key])
-            marks = "".join(f" [{n}]" for n in kept)
-            out_parts.append(statement + marks)
-        text = " ".join(p for p in out_parts if p).strip()
-        if not citations:
-            return Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm")
-        return Answer(question, text, lang, False, tuple(citations), tuple(hits[:k]), mode="llm")
 
-    @staticmethod
-    def _support(embedder: Any, statement: str, hit: Hit) -> Candidate | None:
-        sents = split_sentences(hit.text)
-        if not statement or not sents:
+class _Checker:
+    """Checks the model's sentences one at a time and numbers the citations in order of first use."""
+
+    def __init__(self, base: Assistant, ev: Evidence, hits: list[Hit]) -> None:
+        self.base = base
+        self.hits = hits
+        self.by_hit: dict[str, list[Scored]] = {}
+        for x in ev.sentences:
+            self.by_hit.setdefault(x.hit.chunk_id, []).append(x)
+        self.citations: list[Citation] = []
+        self.numbers: dict[tuple[str, int], int] = {}
+        self.kept: list[str] = []
+
+    def check(self, sentence: str) -> str:
+        """The sentence with its supported keys renumbered, or "" when none of its keys is supported."""
+        statement = _SPACE_BEFORE_MARK.sub(r"\1", " ".join(CITE.sub("", sentence).split()))
+        keys = [int(m) for m in CITE.findall(sentence)]
+        kept: list[int] = []
+        for n in keys:
+            if not 1 <= n <= len(self.hits):
+                log.info("removed invented citation [%d]", n)
+                continue
+            support = self.support(statement, self.hits[n - 1])
+            if support is None:
+                continue
+            key = (support.hit.chunk_id, support.sentence.start)
+            if key not in self.numbers:
+                cite = self.base.cite(len(self.citations) + 1, support)
+                if cite is None:
+                    continue
+                self.citations.append(cite)
+                self.numbers[key] = cite.n
+            if self.numbers[key] not in kept:
+                kept.append(self.numbers[key])
+        if not statement or not kept:
+            return ""
+        out = statement.rstrip() + "".join(f" [{n}]" for n in kept)
+        self.kept.append(out)
+        return out
+
+    def support(self, statement: str, hit: Hit) -> Scored | None:
+        """The passage's quotable sentence that supports the statement, if one does (see the module doc)."""
+        candidates = [x for x in self.by_hit.get(hit.chunk_id, []) if x.vector is not None]
+        if not statement or not candidates:
             return None
-        vecs = embedder.embed_passages([statement] + [hit.text[a:b] for a, b in sents])
-        sims = vecs[1:] @ vecs[0]
-        i = int(sims.argmax())
-        if float(sims[i]) < SUPPORT_MIN:
-            log.info("citation to %s p.%d not supported (%.2f)", hit.source, hit.page, float(sims[i]))
-            return None
-        a, b = sents[i]
-        return Candidate(hit, a, b, hit.text[a:b], float(sims[i]))
+        vec = self.base.retriever.embedder.embed_passages([statement])[0]
+        figures = set(_FIGURE.findall(statement))
+        best: Scored | None = None
+        best_cos = SUPPORT_MIN
+        for x in candidates:
+            cos = float(vec @ x.vector)  # type: ignore[operator]
+            if cos < best_cos:
+                continue
+            if bool(_NEGATION.search(statement)) != bool(_NEGATION.search(x.sentence.text)):
+                continue
+            if not figures <= set(_FIGURE.findall(x.sentence.text)):
+                continue
+            best, best_cos = x, cos
+        if best is None:
+            log.info("citation to %s p.%d not supported", hit.source, hit.page)
+        return best
 
 
 def make_assistant(settings: Any, retriever: Any, mode: str | None = None) -> Assistant | LlmAssistant:

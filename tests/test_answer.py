@@ -43,7 +43,7 @@ def test_extractive_answer_cites_verified_quotes(retriever):
 
 
 def test_refusal_speaks_the_question_language(retriever):
-    strict = Assistant(retriever, AnswerSettings(min_score=0.99))
+    strict = Assistant(retriever, AnswerSettings(min_score=0.99, min_sentence=0.99))
     fr = strict.ask("Quelle est la capitale de l'Australie ?")
     en = strict.ask("What is the capital of Australia?")
     assert fr.refused and fr.answer == REFUSAL["fr"] and not fr.citations and fr.passages
@@ -76,11 +76,29 @@ def test_llm_unsupported_citation_is_removed_and_answer_refused(retriever):
     assert a.refused and not a.citations
 
 
-def test_llm_streams_tokens(retriever):
+def test_llm_streams_checked_sentences_as_they_complete(retriever):
+    """The first checked sentence reaches the reader before the model has written the second."""
     hits = retriever.search("guichet unique Lisbonne", k=6)
-    parts = list(_llm(retriever, hits[0].text.split(".")[0] + " [1].").stream("guichet unique Lisbonne"))
-    assert len([p for p in parts if isinstance(p, str)]) > 3  # token by token
-    assert isinstance(parts[-1], Answer) and parts[-1].citations
+    first = hits[0].text.split(".")[0] + " [1]. "
+    pulled: list[str] = []
+
+    class Chunk:
+        def __init__(self, content):
+            self.content = content
+
+    class Model:
+        def stream(self, messages):
+            for token in (first + first.replace("[1]", "[2]")).split(" "):
+                pulled.append(token)
+                yield Chunk(token + " ")
+
+    stream = LlmAssistant(Assistant(retriever, AnswerSettings(min_score=0.05)), Model()).stream(
+        "guichet unique Lisbonne")
+    piece = next(stream)
+    assert isinstance(piece, str) and piece.strip().endswith("[1]")
+    assert len(pulled) <= len(first.split(" ")) + 1  # the second sentence is not written yet
+    rest = list(stream)
+    assert isinstance(rest[-1], Answer) and rest[-1].citations
 
 
 def test_an_injected_pdf_stays_data(hash_settings, retriever, tmp_path):
@@ -118,6 +136,31 @@ def test_prompt_injection_in_a_document_cannot_forge_citations(retriever, tmp_pa
     _verified(a, retriever)
     for c in a.citations:  # whatever survived is a real sentence of a retrieved passage
         assert any(c.quote in h.text for h in hits)
+
+
+def test_llm_output_is_checked_before_it_is_streamed(retriever):
+    """Every piece the LLM mode streams is a checked sentence: an invented statement never reaches the reader,
+    not even for a moment, and what is streamed is what the final answer says."""
+    hits = retriever.search("guichet unique Lisbonne", k=6)
+    support = hits[0].text.split(".")[0]
+    text = f"The moon is made of cheese [2]. {support} [1]. Invented figure of 42 migrants [1]."
+    parts = list(_llm(retriever, text).stream("guichet unique Lisbonne"))
+    streamed = "".join(p for p in parts if isinstance(p, str))
+    answer = parts[-1]
+    assert isinstance(answer, Answer) and not answer.refused
+    assert "cheese" not in streamed and "42" not in streamed
+    assert streamed.strip() == answer.answer.strip()
+    assert answer.answer.endswith("[1]") and len(answer.citations) == 1
+
+
+def test_llm_error_without_a_message_is_one_line(retriever):
+    class Broken:
+        def stream(self, messages):
+            raise RuntimeError()
+            yield  # pragma: no cover
+
+    with pytest.raises(ModelError, match="RuntimeError"):
+        LlmAssistant(Assistant(retriever, AnswerSettings(min_score=0.05)), Broken()).ask("guichet unique Lisbonne")
 
 
 def test_llm_misconfiguration_is_one_line():
