@@ -36,16 +36,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--query-lang", choices=["detect", "given"], default="detect",
                    help="query language for the retriever: detected like 'arrival search' (default) or "
                         "taken from the question file")
+    p.add_argument("--no-answers", action="store_true",
+                   help="measure retrieval only (by default every question is also asked to the extractive "
+                        "assistant and its answer judged: first citation, citation precision, refusals)")
+    p.add_argument("--allow-unsatisfiable", action="store_true",
+                   help="do not fail when a question's quotes occur nowhere in the index (by default that fails "
+                        "the run: a cleaning regression must not raise recall by dropping questions)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from arrival.assistant.answer import Assistant
-    from arrival.errors import SettingsError
-    from arrival.eval.relevance import load_questions
+    from arrival.errors import ArrivalError, SettingsError
+    from arrival.eval.answers import evaluate_answers
+    from arrival.eval.answers import markdown_table as answer_table
+    from arrival.eval.relevance import RelevanceJudge, load_questions
     from arrival.eval.report import markdown_table, summary_lines, write_report
-    from arrival.eval.runner import check_refusals, evaluate
+    from arrival.eval.runner import evaluate
     from arrival.index.retrieve import Retriever
     from arrival.settings import load_settings
 
@@ -63,7 +71,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar(-1, -1)
-    result.refusals = check_refusals(Assistant(retriever), result)
+    missing = [q.id for q in questions if q.answerable and q.id not in set(result.evaluated)]
+    if missing and not args.allow_unsatisfiable:
+        raise ArrivalError(f"{len(missing)} question(s) cannot be satisfied in this index (their quotes occur "
+                           f"nowhere): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; "
+                           "check the index, or pass --allow-unsatisfiable")
+    if not args.no_answers:
+        bar = _progress(args, "answers")
+        try:
+            result.answers = evaluate_answers(Assistant(retriever), questions,
+                                              RelevanceJudge(retriever.snapshot()), result.pairs, progress=bar)
+        finally:
+            if bar is not None:
+                bar(-1, -1)
     written: dict[str, str] = {}
     if args.output:
         written["output"] = str(_writing(args.output, result.write_run))
@@ -76,6 +96,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         sys.stdout.write(markdown_table(result))
+        if result.answers is not None:
+            sys.stdout.write("\nAnswers (extractive assistant):\n\n" + answer_table(result.answers))
         sys.stdout.write("\n" + "\n".join(summary_lines(result)) + "\n")
         for name, path in written.items():
             sys.stdout.write(f"{name}: {path}\n")
@@ -93,7 +115,7 @@ def _writing(path: Path, write: Any) -> Any:
         raise ArrivalError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(args: argparse.Namespace, desc: str = "eval") -> Any:
     if getattr(args, "quiet", False) or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
@@ -107,7 +129,7 @@ def _progress(args: argparse.Namespace) -> Any:
                 bar.close()
             return
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc="eval", unit="query", file=sys.stderr, leave=False)
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="query", file=sys.stderr, leave=False)
         bar.n = done
         bar.refresh()
 

@@ -67,6 +67,7 @@ class Question:
     page: int | None = None
     answerable: bool = True
     line: int = 0
+    kind: str = ""  # informational: entity, paraphrase, ...; for unanswerable questions near-miss / off-topic
 
     @property
     def judged_by_page(self) -> bool:
@@ -147,8 +148,11 @@ def _question(data: Any, name: str, line: int) -> Question:
     judgeable = bool(quotes) or (bool(source) and page is not None)
     if answerable and not judgeable and "answerable" in data:
         raise bad("an answerable question needs 'quote'/'quotes' or 'source' and 'page'")
+    kind = data.get("kind") or ""
+    if not isinstance(kind, str):
+        raise bad("'kind' must be a string")
     return Question(id=str(qid), question=question.strip(), lang=lang, quotes=tuple(quotes), source=source,
-                    page=page, answerable=answerable and judgeable, line=line)
+                    page=page, answerable=answerable and judgeable, line=line, kind=kind)
 
 
 # -- judging hits ---------------------------------------------------------------------------------------------

@@ -60,20 +60,25 @@ def summary_lines(result: EvalResult) -> list[str]:
     for mode, res in result.results.items():
         if res.queries:
             out.append(f"{mode}: {1000 * res.seconds / res.queries:.1f} ms per query.")
-    r = result.refusals
-    if r is not None:
-        line = "Refusals (extractive assistant): "
-        line += (f"{len(r.refused_unanswerable)} of {r.unanswerable} unanswerable questions refused "
-                 f"({r.refusal_rate:.0%})" if r.refusal_rate is not None else "no unanswerable questions")
-        if r.false_refusal_rate is not None:
-            line += (f"; {len(r.refused_answerable)} of {r.answerable} answerable questions wrongly refused "
-                     f"({r.false_refusal_rate:.1%})")
-        out.append(line + ".")
+    if result.answers is not None:
+        sm = result.answers.summary()
+        groups = "; ".join(f"{g} {m['refused']:.0%} of {m['n']}" for g, m in sm["unanswerable"].items())
+        ref = sm["refusal"]
+        out.append("Answers (extractive assistant): the first citation holds a gold quote for "
+                   f"{sm['answerable'].get('first_citation', 0):.1%} of the answerable questions; refused: "
+                   f"{groups or 'no unanswerable questions'}; refusal precision "
+                   f"{'–' if ref['precision'] is None else format(ref['precision'], '.2f')}, recall "
+                   f"{'–' if ref['recall'] is None else format(ref['recall'], '.2f')}.")
     return out
 
 
 def markdown_report(result: EvalResult, plot_name: str | None = None) -> str:
-    parts = ["# Retrieval evaluation", "", markdown_table(result), *(f"- {s}" for s in summary_lines(result))]
+    parts = ["# Retrieval evaluation", "", markdown_table(result)]
+    if result.answers is not None:
+        from arrival.eval.answers import markdown_table as answer_table
+
+        parts += ["## Answers (extractive assistant)", "", answer_table(result.answers)]
+    parts += [f"- {s}" for s in summary_lines(result)]
     if plot_name:
         parts += ["", f"![recall@k]({plot_name})"]
     if result.warnings:

@@ -15,6 +15,7 @@ from arrival.eval.relevance import Coverage, Question, RelevanceJudge, language_
 from arrival.types import Hit
 
 if TYPE_CHECKING:
+    from arrival.eval.answers import AnswerResult
     from arrival.index.retrieve import Retriever
 
 MODES = ("bm25", "dense", "hybrid")
@@ -91,53 +92,6 @@ class ModeResult:
         return out
 
 
-@dataclass(frozen=True)
-class Refusals:
-    """How the extractive assistant's refusal rule fares on the question set: unanswerable questions it
-    refuses (wanted) and evaluated answerable questions it refuses (false refusals)."""
-
-    unanswerable: int
-    refused_unanswerable: tuple[str, ...]  # ids
-    answerable: int
-    refused_answerable: tuple[str, ...]  # ids
-
-    @property
-    def refusal_rate(self) -> float | None:
-        return len(self.refused_unanswerable) / self.unanswerable if self.unanswerable else None
-
-    @property
-    def false_refusal_rate(self) -> float | None:
-        return len(self.refused_answerable) / self.answerable if self.answerable else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "unanswerable": self.unanswerable, "refused": len(self.refused_unanswerable),
-            "refusal_rate": None if self.refusal_rate is None else round(self.refusal_rate, 4),
-            "answerable": self.answerable, "falsely_refused": len(self.refused_answerable),
-            "false_refusal_rate": None if self.false_refusal_rate is None else round(self.false_refusal_rate, 4),
-            "refused_unanswerable_ids": list(self.refused_unanswerable),
-            "falsely_refused_ids": list(self.refused_answerable),
-        }
-
-
-def check_refusals(assistant: Any, result: EvalResult) -> Refusals:
-    """Ask the assistant's refusal rule (`should_refuse` on the passages its `ask` would search) about every
-    unanswerable question and every evaluated answerable one."""
-    from arrival.assistant.answer import question_lang
-
-    evaluated = set(result.evaluated)
-    refused: dict[bool, list[str]] = {True: [], False: []}
-    counted = {True: 0, False: 0}
-    for q in result.questions:
-        if q.answerable and q.id not in evaluated:
-            continue
-        counted[q.answerable] += 1
-        hits = assistant.evidence(q.question, question_lang(q.question), assistant.settings.passages)
-        if assistant.should_refuse(q.question, hits):
-            refused[q.answerable].append(q.id)
-    return Refusals(counted[False], tuple(refused[False]), counted[True], tuple(refused[True]))
-
-
 @dataclass
 class EvalResult:
     k: int
@@ -150,7 +104,7 @@ class EvalResult:
     evaluated: list[str]  # ids of the questions the metrics are computed on
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    refusals: Refusals | None = None
+    answers: AnswerResult | None = None  # the extractive assistant's answers, judged (`eval.answers`)
 
     @property
     def default_mode(self) -> str:
@@ -199,7 +153,7 @@ class EvalResult:
             "k": self.k,
             "retrievers": retrievers,
             "ranks": {mode: self.ranks(mode) for mode in self.modes},
-            "refusals": None if self.refusals is None else self.refusals.to_json(),
+            "answers": None if self.answers is None else self.answers.to_json(),
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }

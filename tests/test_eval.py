@@ -296,7 +296,10 @@ def test_cli_eval_json_output_and_errors(index, tmp_path):
     qfile.write_text("\n".join(json.dumps({
         "id": q.id, "question": q.question, "lang": q.lang, "quotes": list(q.quotes), "source": q.source,
         "page": q.page, "answerable": q.answerable}) for q in _questions()) + "\n")
-    p = _run(["--questions", str(qfile), "--retriever", "all", "-k", "10", "--json",
+    strict = _run(["--questions", str(qfile), "--json"], settings.home)
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert "1 question(s) cannot be satisfied in this index" in strict.stderr and "m1" in strict.stderr
+    p = _run(["--questions", str(qfile), "--retriever", "all", "-k", "10", "--json", "--allow-unsatisfiable",
               "--output", str(tmp_path / "run.jsonl"), "--report", str(tmp_path / "rep")], settings.home)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
@@ -305,11 +308,17 @@ def test_cli_eval_json_output_and_errors(index, tmp_path):
     hybrid = out["retrievers"]["hybrid"]
     assert hybrid["n"] == 4 and "fr→en" in hybrid["by_pair"] and 0 <= hybrid["mrr@10"] <= 1
     assert len((tmp_path / "run.jsonl").read_text().splitlines()) == 3 * 6
-    refusals = out["refusals"]
+    answers = out["answers"]
+    judged = answers["questions"]
     unanswerable = sum(not q.answerable for q in _questions())
-    assert refusals["unanswerable"] == unanswerable and refusals["answerable"] == hybrid["n"]
-    assert refusals["refused"] == len(refusals["refused_unanswerable_ids"]) <= unanswerable
-    assert refusals["falsely_refused"] == len(refusals["falsely_refused_ids"]) <= hybrid["n"]
+    assert sum(j["group"] != "answerable" for j in judged) == unanswerable
+    assert sum(j["group"] == "answerable" for j in judged) == hybrid["n"]
+    summary = answers["summary"]
+    assert summary["answerable"]["n"] == hybrid["n"]
+    for j in judged:  # the first citation can only hold the answer when something was cited
+        assert not j["first_ok"] or (j["citations"] >= 1 and not j["refused"])
+    assert 0 <= summary["answerable"]["first_citation"] <= summary["answerable"]["any_citation"] <= 1
+    assert "## Answers" in (tmp_path / "rep" / "eval.md").read_text()
     assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
