@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass
-from itertools import pairwise
 
 from arrival.ingest.clean import find_headings
 from arrival.ingest.lang import detect
@@ -127,7 +126,7 @@ class Chunker:
         cuts = sorted({0, *(p for p in heading_pos if 0 < p < len(text)), len(text)})
         out: list[tuple[int, int]] = []
         start = 0
-        for a, b in pairwise(cuts):
+        for b in cuts[1:]:
             if len(text[start:b].strip()) >= self.chunk_size // 4 or b == len(text):
                 if text[start:b].strip():
                     out.append((start, b))
