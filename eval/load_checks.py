@@ -21,15 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from arrival.assistant.answer import LEAD, NO_VALUE, REFUSAL
 from arrival.assistant.server import is_loopback
 from arrival.errors import ArrivalError
 
 API_NAME = "/respond"  # the chat's event (the Send button; Enter in the question box is /respond_1, the same fn)
 CLEAR_EVERY = 10  # questions before a simulated user clears its chat
 
-# What the assistant writes (assistant/answer.py), as the chat shows it.
-INTROS = ("D'après les documents :", "According to the documents:")
-REFUSALS = ("Je n'ai pas trouvé de réponse dans les documents.", "I could not find this in the documents.")
+# What the assistant writes (assistant/answer.py), as the chat shows it: the lead line of an answer, a refusal,
+# and a near miss ("The documents discuss ... but do not give ...").
+INTROS = tuple(lead.split("{", 1)[0] for lead in LEAD.values())
+REFUSALS = tuple(REFUSAL.values())
+NEAR_MISSES = tuple(text.split("{", 1)[0] for text in NO_VALUE.values())
 
 # (question, on_topic): realistic questions about the bundled GFMD 2019 round-table paper (corpus/), French and
 # English, and two off-topic ones the assistant should refuse.
@@ -156,7 +159,7 @@ def check_reply(question: str, sent: list[Any], outputs: Any) -> tuple[str | Non
     text = _text_of(bot).strip()
     if bot.get("role") != "assistant" or not text or text == "…":
         return "empty answer", "", sent
-    if text in REFUSALS:
+    if text in REFUSALS or text.startswith(NEAR_MISSES):
         return None, "refused", history
     if text.startswith(INTROS) and "[1]" in text:
         if not isinstance(sources, str) or 'class="cite-card"' not in sources:
