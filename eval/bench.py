@@ -17,12 +17,14 @@ Phases, all on one machine with one embedder spec:
 ``ann_real``   recall@10 of the approximate indexes on the real chunk embeddings, queries = the real question
                embeddings of eval/questions.jsonl;
 ``scaling``    one process per size: synthetic 512-d vectors, exact flat search vs HNSW vs IVF: build time,
-               memory, single-query p50/p95 and recall@10 against exact search.
+               memory, single-query p50/p95 and recall@10 against exact search;
+``embedders``  one process per embedding model (use-m3, e5-small): passages/s on the index's chunks and
+               single-query latency, side by side whatever embedder the rest of the run uses.
 
 The phases live beside this module: eval/bench_ingest.py (ingest, langchain), eval/bench_serve.py (serve),
-eval/bench_vectors.py (ann_real, scaling, and the synthetic vectors); eval/bench_common.py holds the shared
-helpers and eval/bench_report.py the summary and the Markdown report. This module runs them, each in a child
-process, and puts the result together.
+eval/bench_vectors.py (ann_real, scaling, and the synthetic vectors), eval/bench_embed.py (embedders);
+eval/bench_common.py holds the shared helpers and eval/bench_report.py the summary and the Markdown report. This
+module runs them, each in a child process, and puts the result together.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from arrival.eval.bench_common import (
     percentiles,
     recall_at_k,
 )
+from arrival.eval.bench_embed import EMBEDDERS, phase_embedders
 from arrival.eval.bench_ingest import phase_ingest, phase_langchain
 from arrival.eval.bench_report import markdown_table, recommend, summarize
 from arrival.eval.bench_serve import phase_serve
@@ -64,7 +67,7 @@ __all__ = ["DEFAULT_SCALING", "HNSW_MAX_DEFAULT", "PHASES", "BenchError", "Bench
 
 PHASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ingest": phase_ingest, "langchain": phase_langchain, "serve": phase_serve, "ann_real": phase_ann_real,
-    "scaling": phase_scaling,
+    "scaling": phase_scaling, "embedders": phase_embedders,
 }
 
 
@@ -181,7 +184,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
     sizes = tuple(n for n in opts.scaling if n > 0)
     rounds = range(1, max(1, opts.repeat) + 1)
     steps = [*[f"{p} {r}" for r in rounds for p in (("ingest", "langchain") if r % 2 else ("langchain", "ingest"))],
-             "noop", "serve", "ann_real", *[f"scaling {n:,}" for n in sizes]]
+             "noop", "serve", "ann_real", *[f"embedders {m}" for m in EMBEDDERS], *[f"scaling {n:,}" for n in sizes]]
     started = time.time()
     load_start = os.getloadavg()
     out: dict[str, Any] = {}
@@ -224,6 +227,11 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
         serve = run_phase("serve", {**base, "home": str(home), "queries": opts.queries, "warmup": opts.warmup})
         step("ann_real")
         ann_real = run_phase("ann_real", {**base, "home": str(home)})
+        embedders = []
+        for model in EMBEDDERS:
+            step(f"embedders {model}")
+            embedders.append(run_phase("embedders", {**base, "home": str(home), "model": model,
+                                                     "queries": opts.queries, "warmup": opts.warmup}))
     scaling = []
     for n in sizes:
         step(f"scaling {n:,}")
@@ -237,7 +245,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
     }
-    out.update(summarize(ingest, lc, serve, ann_real, scaling))
+    out.update(summarize(ingest, lc, serve, ann_real, scaling, embedders))
     out["details"] = {"ingest": ingest, "langchain": lc, "serve": serve, "ann_real": ann_real}
     return out
 

@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 from arrival.eval.bench_common import FLAT_BUDGET_MS, P95_TARGET_MS, RECALL_TARGET
+from arrival.eval.bench_embed import embedder_rows
 
 
 def summarize(ingest: dict[str, Any], lc: dict[str, Any], serve: dict[str, Any], ann_real: dict[str, Any],
-              scaling: list[dict[str, Any]]) -> dict[str, Any]:
+              scaling: list[dict[str, Any]], embedders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     secs = float(ingest["seconds"])
     t = ingest["timings"]
     search = serve["search"]
@@ -53,6 +54,7 @@ def summarize(ingest: dict[str, Any], lc: dict[str, Any], serve: dict[str, Any],
         "ann_real": ann_real["indexes"], "ann_real_vectors": ann_real["vectors"],
         "ann_real_queries": ann_real["queries"],
         "scaling": rows,
+        "embedders": embedders or [],
         "scaling_chosen": {str(s["n"]): s["chosen"] for s in scaling},
         "recommendations": recommend(serve, scaling, ann_real),
     }
@@ -168,6 +170,7 @@ def markdown_table(r: dict[str, Any]) -> str:
             lines.append(f"| {row['index']} | {row['params']} | {_f(row['build_s'], 3)} | {_f(row['p50_ms'], 3)} | "
                          f"{_f(row['p95_ms'], 3)} | {_f(row.get('recall_at_10'), 3)} |")
         lines += _sweep_lines(r["ann_real"], "")
+    lines += embedder_rows(r.get("embedders", []))
     if r["scaling"]:
         lines += ["", "Scaling, synthetic 512-d vectors (clustered, not uniform), single queries on 1 FAISS thread:",
                   "", "| Vectors | Index | Parameters | Build s | Memory MB | p50 ms | p95 ms | Recall@10 |",
