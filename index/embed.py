@@ -81,7 +81,7 @@ def load_embedder(spec: str, cache: Path, threads: int = 0, batch_size: int = 64
         from arrival.index.use_m3 import UseM3Embedder
 
         return UseM3Embedder(cache=cache, threads=threads, batch_size=batch_size)
-    if spec == "e5-small":
+    if spec in ("e5-small", "e5-small-int8"):  # the name, and the id an index records (its refusal message names it)
         from arrival.index.e5 import E5Embedder, e5_dir
 
         return E5Embedder(e5_dir(cache), threads=threads, batch_size=batch_size)

