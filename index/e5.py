@@ -150,7 +150,7 @@ class E5Embedder:
         max_chars: int = MAX_CHARS,
     ) -> None:
         self._dir = Path(model_dir).expanduser()
-        if not (self._dir / META_FILE).is_file():
+        if not self._dir.is_dir():
             raise ModelError(f"embedding model {E5_SPEC} is not in {self._dir.parent}: {_FETCH_HINT}")
         if batch_size < 1 or batch_tokens < 1 or max_chars < 1:
             raise ModelError(f"e5: batch size, batch tokens and max chars must be at least 1, got "
