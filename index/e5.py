@@ -270,6 +270,7 @@ class E5Embedder:
         return batches
 
     def _run(self, session: Any, rows: list[list[int]]) -> np.ndarray:
+        from arrival.index.onnx_run import SMALL_CALL, shrink_after_run
         width = max(len(r) for r in rows)
         ids = np.full((len(rows), width), self._pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -277,7 +278,8 @@ class E5Embedder:
             ids[r, : len(row)] = row
             mask[r, : len(row)] = 1
         try:
-            (out,) = session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
+            options = shrink_after_run() if len(rows) <= SMALL_CALL // 4 else None  # a question, not a batch
+            (out,) = session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask}, options)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"e5 failed on a batch of {len(rows)} window(s): {_reason(exc)}") from None
         return np.asarray(out, dtype=np.float32)

@@ -27,6 +27,7 @@ import numpy as np
 
 from arrival.errors import ModelError
 from arrival.index.models import USE_M3_ID, use_m3_path
+from arrival.index.onnx_run import SMALL_CALL, shrink_after_run
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,11 @@ class UseM3Embedder:
             if cut:
                 log.debug("use-m3: %d text(s) cut to %d characters", cut, self._max_chars)
         out = np.empty((len(clipped), DIM), dtype=np.float32)
+        options = shrink_after_run() if len(clipped) <= SMALL_CALL else None
         for batch in self._batches(clipped):
             feed = np.array([clipped[i] for i in batch], dtype=object)
             try:
-                vecs = session.run([self._output], {self._input: feed})[0]
+                vecs = session.run([self._output], {self._input: feed}, options)[0]
             except Exception as exc:  # onnxruntime raises its own exception types
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelError(f"use-m3 failed on a batch of {len(batch)} text(s): {reason}") from None
