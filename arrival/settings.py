@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".arrival"), description="Index home (ARRIVAL_HOME)")
     cache: Path = Field(default_factory=_default_cache, description="Model cache (ARRIVAL_CACHE)")
     model: str = Field(default="use-m3", description="Embedder: use-m3 | st:<name-or-path> | hash:<dim>")
+    second_model: str = Field(
+        default="auto", description="Second encoder: auto (e5-small beside use-m3, none otherwise) | e5-small | none")
+    ranker: bool = Field(default=True, description="Order hybrid results with the learned ranker when it fits")
+    fold_translations: bool = Field(
+        default=True, description="Show the passage in the question's language first, its translation folded")
     threads: int = Field(default=0, ge=0, description="Intra-op threads for the embedder; 0 = all cores")
     workers: int = Field(default=0, ge=0, le=64, description="PDF parsing processes; 0 = one per core")
     worker_memory_mb: int = Field(default=4096, ge=256, description="Memory cap of one parsing process")
@@ -42,7 +47,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks")
     k: int = Field(default=5, ge=1, le=200, description="Passages returned")
     candidates: int = Field(default=100, ge=10, le=5000, description="Candidates per retriever before fusion")
-    retriever: str = Field(default="hybrid", pattern="^(bm25|dense|hybrid)$")
+    retriever: str = Field(default="hybrid", pattern="^(bm25|dense|fusion|hybrid)$")
     keyword_weight_same: float = Field(default=0.3, ge=0, le=5, description="BM25 weight, same-language chunks")
     keyword_weight_translated: float = Field(
         default=0.3, ge=0, le=5, description="BM25 weight of the query translated through the corpus lexicon")
@@ -79,6 +84,14 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def second_model_spec(second: str, primary_id: str) -> str:
+    """The second encoder's spec ("" for none): "auto" puts the e5 encoder beside the default USE embedder and
+    nothing beside another one (a test's hash embedder, a local sentence-transformers model)."""
+    if second == "auto":
+        return "e5-small" if primary_id == "use-m3" else ""
+    return "" if second in ("", "none") else second
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -29,6 +29,7 @@ from arrival.assistant import quotes as q
 from arrival.assistant.question import QuestionTerms, asked_value, has_value, question_terms
 from arrival.index.keyword import analyze, fold, stopwords
 from arrival.index.retrieve import Filters, Retriever
+from arrival.index.view import View
 from arrival.ingest.clean import normalize_for_match
 from arrival.ingest.lang import detect_query
 from arrival.types import Answer, Citation, Hit
@@ -135,6 +136,7 @@ class Scored:
 
 @dataclass
 class Evidence:
+    view: View  # the one state of the index this answer reads
     hits: list[Hit]
     sentences: list[Scored] = field(default_factory=list)
     kind: str | None = None
@@ -151,12 +153,17 @@ class Assistant:
         return final_answer(self.stream(question, k, filters))
 
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
-        """Yields pieces of the answer text as they are ready, then the complete Answer."""
+        """Yields pieces of the answer text as they are ready, then the complete Answer. The whole answer (search,
+        refusal checks, quotes, page texts) reads one state of the index."""
+        with self.retriever.pinned() as view:
+            yield from self._stream(question, k, filters, view)
+
+    def _stream(self, question: str, k: int, filters: Filters | None, view: View) -> Iterator[str | Answer]:
         question = " ".join(question.split())
         lang = question_lang(question)
-        hits = self.evidence(question, lang, max(k, self.settings.passages), filters)
+        hits = self.evidence(question, lang, max(k, self.settings.passages), filters, view)
         shown = tuple(hits[:k])
-        ev = self.gather(question, lang, hits) if hits else Evidence(hits)
+        ev = self.gather(question, lang, hits, view)
         reason = self.refusal(question, ev)
         if reason == "no-evidence":
             yield REFUSAL[lang]
@@ -182,18 +189,19 @@ class Assistant:
             yield line + "\n"
         yield Answer(question, lead + "\n\n" + "\n".join(lines), lang, False, tuple(citations), shown)
 
-    def evidence(self, question: str, lang: str, n: int, filters: Filters | None = None) -> list[Hit]:
+    def evidence(self, question: str, lang: str, n: int, filters: Filters | None = None,
+                 view: View | None = None) -> list[Hit]:
         """The passages an answer is drawn from: the top n, at most `passages_per_doc` from one document."""
         if not question:
             return []
         return self.retriever.search(question, k=n, filters=filters, query_lang=lang,
-                                     per_doc=self.settings.passages_per_doc)
+                                     per_doc=self.settings.passages_per_doc, view=view)
 
     def features(self, question: str, ev: Evidence) -> dict[str, float]:
         """The evidence a refusal is decided on (also reported by `arrival eval` for calibration)."""
         hits, sents = ev.hits, ev.sentences
         names = named_terms(question)
-        unknown = sum(1 for name in names if not self.retriever.knows(name)) if names else 0
+        unknown = sum(1 for name in names if not self.retriever.knows(name, ev.view)) if names else 0
         on_topic_value = any(x.value and self.on_topic(x) for x in sents) if ev.kind is not None else True
         return {
             "passage_dense": max((h.scores.get("dense", h.score) for h in hits), default=0.0),
@@ -222,28 +230,29 @@ class Assistant:
             return f"no-{ev.kind}"
         return ""
 
-    def should_refuse(self, question: str, hits: list[Hit]) -> bool:
+    def should_refuse(self, question: str, hits: list[Hit], view: View | None = None) -> bool:
         """Whether `stream` would refuse to answer from these passages."""
         lang = question_lang(question)
-        return bool(self.refusal(question, self.gather(question, lang, hits) if hits else Evidence(hits)))
+        return bool(self.refusal(question, self.gather(question, lang, hits, view or self.retriever.view())))
 
     # -- evidence -------------------------------------------------------------------------------------
-    def gather(self, question: str, lang: str, hits: list[Hit]) -> Evidence:
+    def gather(self, question: str, lang: str, hits: list[Hit], view: View) -> Evidence:
         """Score every quotable sentence of the top passages against the question."""
         s = self.settings
-        snap = self.retriever.snapshot()
         kind = asked_value(question)
-        terms = question_terms(question, lang, snap.keyword, snap.lexicon)
+        if not hits:
+            return Evidence(view, hits, [], kind)
+        terms = question_terms(question, lang, view)
         found: list[Scored] = []
         for rank, hit in enumerate(hits[: s.passages]):
-            ctx = q.context(hit, snap.page_text)
+            ctx = q.context(hit, view.page_text)
             if ctx is None:
                 continue
             for sent in q.sentences(ctx):
                 if q.quotable(sent.text):
                     found.append(Scored(hit, rank, sent))
         if not found:
-            return Evidence(hits, [], kind, terms)
+            return Evidence(view, hits, [], kind, terms)
         emb = self.retriever.embedder
         qvec = emb.embed_queries([question])[0]
         svecs = emb.embed_passages([x.sentence.text for x in found])
@@ -252,7 +261,7 @@ class Assistant:
             x.lexical = terms.coverage(set(analyze(x.sentence.text, x.hit.lang or lang)))
             x.value = kind is not None and has_value(x.sentence.text, kind)
             x.vector = vec
-        ev = Evidence(hits, found, kind, terms)
+        ev = Evidence(view, hits, found, kind, terms)
         self.score(ev)
         return ev
 
@@ -289,7 +298,7 @@ class Assistant:
             chosen.append(x)
         citations: list[Citation] = []
         for x in chosen:
-            cite = self.cite(len(citations) + 1, x, self._window(ev, x))
+            cite = self.cite(len(citations) + 1, x, ev.view, self._window(ev, x))
             if cite is not None:
                 citations.append(cite)
         return citations
@@ -325,16 +334,15 @@ class Assistant:
                 break
         return out
 
-    def cite(self, n: int, x: Scored, window: list[Scored] | None = None) -> Citation | None:
+    def cite(self, n: int, x: Scored, view: View, window: list[Scored] | None = None) -> Citation | None:
         """A citation whose quote (the sentence, or its window) is verified in the text of the pages it names."""
         window = window or [x]
         first, last = window[0].sentence, window[-1].sentence
-        snap = self.retriever.snapshot()
-        ctx = q.context(x.hit, snap.page_text)
+        ctx = q.context(x.hit, view.page_text)
         if ctx is None:
             return None
         quote = ctx.text[first.start:last.end]
-        pages = [snap.page_text(x.hit.doc_id, p) or "" for p in range(first.page, last.page_end + 1)]
+        pages = [view.page_text(x.hit.doc_id, p) or "" for p in range(first.page, last.page_end + 1)]
         if not _verified(quote, pages):
             log.warning("quote not found on %s p.%d; citation dropped", x.hit.source, first.page)
             return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from arrival.assistant.server import Backend
-    from arrival.index.store import Snapshot
+    from arrival.index.view import View as Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def vocabulary(snap: Snapshot) -> tuple[set[str], set[str]]:
     small = stopwords("en") | stopwords("fr")
     acronyms: set[str] = set()
     after_modal: Counter[str] = Counter()
-    for text, lang in snap.db.execute("SELECT text, lang FROM chunks"):
+    for text, lang in ((c.text, c.lang) for c in snap.iter_chunks()):
         for line in text.replace("’", "'").splitlines():
             words = _WORD.findall(line)
             if sum(w.islower() for w in words) >= 4:
@@ -116,7 +116,7 @@ def candidates(snap: Snapshot) -> dict[str, list[tuple[str, str]]]:
     acronyms, verbs = vocabulary(snap)
     found: dict[str, dict[str, str]] = {"fr": {}, "en": {}}
     heads: dict[str, dict[str, str]] = {"fr": {}, "en": {}}
-    for doc_id, text, lang, heading in snap.db.execute("SELECT doc_id, text, lang, heading FROM chunks"):
+    for doc_id, text, lang, heading in ((c.doc_id, c.text, c.lang, c.heading) for c in snap.iter_chunks()):
         if lang not in found:
             continue
         title = docs[doc_id].title if doc_id in docs else ""
@@ -192,7 +192,7 @@ def _summary(snap: Snapshot, examples: tuple[Example, ...]) -> Overview:
         for code in d.languages:
             langs[code] += 1
     return Overview(len(docs), sum(d.page_count for d in docs.values()),
-                    tuple(sorted(langs.items(), key=lambda x: (-x[1], x[0]))), examples, snap.gen_dir.name)
+                    tuple(sorted(langs.items(), key=lambda x: (-x[1], x[0]))), examples, snap.generation)
 
 
 def overview(backend: Backend) -> Overview | None:
@@ -200,7 +200,7 @@ def overview(backend: Backend) -> Overview | None:
     if not backend.has_index():
         return None
     snap = backend.retriever().snapshot()
-    generation = snap.gen_dir.name
+    generation = snap.generation
     with backend.cache_lock:
         cached = backend.cache.get("overview")
         if isinstance(cached, Overview) and cached.generation == generation:

@@ -67,13 +67,12 @@ def library_rows(backend: Backend, query: str = "") -> list[LibraryRow]:
 
 def remove_document(backend: Backend, doc_id: str) -> tuple[bool, str]:
     """Remove one document from the index (its stored upload too, if it was uploaded here). (done, title)."""
-    from arrival.index.build import Indexer
 
     info = backend.documents().get(doc_id)
     if info is None:
         return False, ""
     with backend.ingest_lock():
-        report = Indexer(backend.settings, backend.embedder()).remove([doc_id], wait=60.0)
+        report = backend.indexer().remove([doc_id], wait=60.0)
     done = any(f.status == "removed" for f in report.files)
     if done:
         uploads = backend.uploads_dir.resolve()

@@ -22,6 +22,7 @@ from typing import Any
 from arrival.assistant.answer import REFUSAL, Assistant, Evidence, Scored, final_answer, question_lang
 from arrival.errors import ModelError
 from arrival.index.retrieve import Filters
+from arrival.index.view import View
 from arrival.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,15 @@ class LlmAssistant:
         return final_answer(self.stream(question, k, filters))
 
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
-        """Checked sentences as they complete, then the Answer."""
+        """Checked sentences as they complete, then the Answer (one state of the index throughout)."""
+        with self.base.retriever.pinned() as view:
+            yield from self._stream(question, k, filters, view)
+
+    def _stream(self, question: str, k: int, filters: Filters | None, view: View) -> Iterator[str | Answer]:
         question = " ".join(question.split())
         lang = question_lang(question)
-        hits = self.base.evidence(question, lang, max(k, self.passages), filters)
-        ev = self.base.gather(question, lang, hits) if hits else Evidence(hits)
+        hits = self.base.evidence(question, lang, max(k, self.passages), filters, view)
+        ev = self.base.gather(question, lang, hits, view)
         if self.base.refusal(question, ev) == "no-evidence":
             yield REFUSAL[lang]
             yield Answer(question, REFUSAL[lang], lang, True, (), tuple(hits[:k]), mode="llm", reason="no-evidence")
@@ -148,6 +153,7 @@ class _Checker:
 
     def __init__(self, base: Assistant, ev: Evidence, hits: list[Hit]) -> None:
         self.base = base
+        self.view = ev.view
         self.hits = hits
         self.by_hit: dict[str, list[Scored]] = {}
         for x in ev.sentences:
@@ -170,7 +176,7 @@ class _Checker:
                 continue
             key = (support.hit.chunk_id, support.sentence.start)
             if key not in self.numbers:
-                cite = self.base.cite(len(self.citations) + 1, support)
+                cite = self.base.cite(len(self.citations) + 1, support, self.view)
                 if cite is None:
                     continue
                 self.citations.append(cite)

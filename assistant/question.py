@@ -131,14 +131,17 @@ class QuestionTerms:
         return sum(t.weight for t in named if t.forms & analysed) / sum(t.weight for t in named)
 
 
-def question_terms(question: str, lang: str, keyword: object, lexicon: object) -> QuestionTerms:
+def question_terms(question: str, lang: str, view: object) -> QuestionTerms:
     """Content words of the question with their forms in each language (the question's own stemmer, the other
-    language's stemmer for names and cognates, and the corpus lexicon's translations), weighted by IDF."""
+    language's stemmer for names and cognates, and the corpus lexicon's translations), weighted by IDF in the
+    question's language (`view` is an `index.view.View`)."""
     stop = stopwords(lang)
     words = [w for w in dict.fromkeys(_WORD.findall(_ELISION.sub(" ", question)))
              if fold(w) not in stop and fold(w) not in _FRAME and (len(w) > 2 or w.isdigit())
              and not _VERB_FRAGMENT.search(w)]
-    langs = tuple(getattr(lexicon, "languages", ()) or ()) or (lang,)
+    lexicon = view.lexicon  # type: ignore[attr-defined]
+    langs = tuple(lexicon.languages) or (lang,)
+    idf = view.idf(words, lang) if words else {}  # type: ignore[attr-defined]
     out: list[Term] = []
     for i, w in enumerate(words):
         forms = set(analyze(w, lang))
@@ -146,14 +149,10 @@ def question_terms(question: str, lang: str, keyword: object, lexicon: object) -
             if other == lang:
                 continue
             forms.update(analyze(w, other))
-            table = lexicon.table(lang, other) if hasattr(lexicon, "table") else {}  # type: ignore[attr-defined]
-            for t in table.get(w.lower(), ()):
+            for t in lexicon.table(lang, other).get(w.lower(), ()):
                 forms.update(analyze(t, other))
         if not forms:
             continue
-        own = analyze(w, lang) or sorted(forms)
-        idf = keyword.idf(own, lang) if hasattr(keyword, "idf") else {}  # type: ignore[attr-defined]
-        weight = max(idf.values(), default=1.0) or 1.0
         named = w.isdigit() or w.isupper() or (w[:1].isupper() and i > 0)
-        out.append(Term(w, frozenset(forms), weight, named))
+        out.append(Term(w, frozenset(forms), idf.get(w) or 1.0, named))
     return QuestionTerms(tuple(out))

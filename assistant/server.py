@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 
     from arrival.assistant.answer import Assistant
     from arrival.assistant.llm import LlmAssistant
+    from arrival.index.build import Indexer
     from arrival.index.embed import Embedder
     from arrival.index.retrieve import Retriever
-    from arrival.index.store import DocInfo
+    from arrival.index.view import DocInfo
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,13 @@ class Backend:
 
                 self._retriever = Retriever.from_settings(self.settings, emb)
             return self._retriever
+
+    def indexer(self) -> Indexer:
+        """A writer with the same embedders as the retriever (loaded once per server)."""
+        from arrival.index.build import Indexer
+
+        ret = self.retriever()
+        return Indexer(self.settings, ret.embedder, ret.second)
 
     def assistant(self) -> Assistant | LlmAssistant:
         """The extractive assistant, or the generative one when a chat model is configured (ARRIVAL_LLM)."""
@@ -140,7 +148,6 @@ class Backend:
         checking, reading (stored, waiting to be parsed), indexing (parsed, being embedded), writing (the new
         index generation) and done. Failures are recorded for the library (assistant/library.py)."""
         from arrival.assistant.failures import record_results
-        from arrival.index.build import Indexer
 
         def event(i: int, stage: str) -> None:
             if events is not None:
@@ -174,7 +181,7 @@ class Backend:
                             event(i, "writing")
 
                 try:
-                    report = Indexer(self.settings, self.embedder()).ingest(
+                    report = self.indexer().ingest(
                         [p for _, p, _ in stored], wait=120.0, progress=tick)
                 except BaseException:
                     for _, path, created in stored:

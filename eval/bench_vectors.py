@@ -186,7 +186,7 @@ def phase_ann_real(spec: dict[str, Any]) -> dict[str, Any]:
     if snap is None:
         raise BenchError(f"{settings.home}: no index to read vectors from")
     embedder = phase_embedder(settings)
-    chunk_vectors = np.asarray(snap.vectors, dtype=np.float32)
+    chunk_vectors = snap.vectors("dense", np.arange(snap.count()))
     texts = [c.text for c in snap.chunks(list(range(len(chunk_vectors))))]
     sentences = _sentences(texts, int(spec.get("sentences", 8000)))
     t = time.perf_counter()

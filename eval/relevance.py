@@ -296,10 +296,9 @@ class CoverageScan:
 
 def scan_coverage(snapshot: Any, questions: Sequence[Question]) -> CoverageScan:
     """Find, once over the whole index, the chunks (and failing that the pages) holding each question's quotes."""
-    db = snapshot.db
-    rows = db.execute("SELECT row, doc_id, text, lang, page, page_end FROM chunks ORDER BY row").fetchall()
-    joined, starts = _join(normalize_for_match(r[2]) for r in rows)
-    chunk_meta = [(r[1], r[3], r[4], r[5]) for r in rows]  # doc_id, lang, page, page_end
+    rows = list(snapshot.iter_chunks())
+    joined, starts = _join(normalize_for_match(c.text) for c in rows)
+    chunk_meta = [(c.doc_id, c.lang, c.page, c.page_end) for c in rows]
     docs = snapshot.documents()
     page_index: _PageIndex | None = None
     result: dict[str, Coverage] = {}
@@ -321,7 +320,7 @@ def scan_coverage(snapshot: Any, questions: Sequence[Question]) -> CoverageScan:
                     langs.update(chunk_meta[i][1] for i in found)
                     continue
                 if page_index is None:
-                    page_index = _PageIndex(db)
+                    page_index = _PageIndex(snapshot)
                 spots = page_index.find(quote)
                 if spots:
                     n_pages += len(spots)
@@ -374,8 +373,8 @@ def _find_all(haystack: str, needle: str) -> list[int]:
 class _PageIndex:
     """Every document's pages, normalised and joined, for quotes no single chunk holds."""
 
-    def __init__(self, db: Any) -> None:
-        rows = db.execute("SELECT doc_id, number, text FROM pages ORDER BY doc_id, number").fetchall()
+    def __init__(self, view: Any) -> None:
+        rows = list(view.iter_pages())
         self.joined, self.starts = _join(normalize_for_match(r[2]) for r in rows)
         self.where = [(r[0], r[1]) for r in rows]
         self.by_doc: dict[str, list[int]] = {}

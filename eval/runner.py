@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from arrival.eval.answers import AnswerResult
     from arrival.index.retrieve import Retriever
 
-MODES = ("bm25", "dense", "hybrid")
+MODES = ("bm25", "dense", "fusion", "hybrid")
 METRIC_K = 10
 
 Progress = Callable[[int, int], None]

@@ -13,11 +13,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from arrival.errors import IndexOpenError, IngestError
 from arrival.index.embed import Embedder
-from arrival.index.store import IndexStore, Snapshot
+from arrival.index.snapshot import Snapshot
+from arrival.index.store import IndexStore, NewDocument
+from arrival.index.view import DENSE, E5
 from arrival.ingest.chunk import Chunker, document_languages
 from arrival.ingest.pdf import NO_TEXT, PdfLoader, sha256_file
 from arrival.settings import Settings
@@ -178,12 +178,24 @@ Parsed = tuple[Document, tuple[str, ...], list[Chunk], dict[str, float]]
 class Indexer:
     """Owns the write path. One instance per ingest run."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, second: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.embedders: dict[str, Embedder] = {DENSE: embedder, **({E5: second} if second is not None else {})}
         self.store = IndexStore(settings.home)
         self.limits = (settings.max_pdf_mb << 20, settings.max_pages, settings.max_page_chars)
         self.chunking = (settings.chunk_size, settings.chunk_overlap)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Indexer:
+        """An Indexer with the settings' embedders: the primary one and, when configured, the second encoder."""
+        from arrival.index.embed import load_embedder
+        from arrival.settings import second_model_spec
+
+        emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
+        spec = second_model_spec(settings.second_model, emb.id)
+        second = load_embedder(spec, settings.cache, settings.threads, settings.batch_size) if spec else None
+        return cls(settings, emb, second)
 
     def ingest(self, paths: list[Path], prune: bool = False, rebuild: bool = False, wait: float = 0.0,
                progress: Progress | None = None) -> IngestReport:
@@ -227,7 +239,7 @@ class Indexer:
                 by_sha[sha] = name
                 todo.append((f, sha))
             timings["hash"] = time.perf_counter() - t
-            add: list[tuple[Document, tuple[str, ...], list[Chunk], np.ndarray]] = []
+            add: list[NewDocument] = []
             for i, (f, result) in enumerate(self._parse_all(todo)):
                 if progress:
                     progress(str(f), i, len(todo))
@@ -242,9 +254,10 @@ class Indexer:
                 for k, v in parts.items():
                     timings[k] += v
                 t = time.perf_counter()
-                vecs = self.embedder.embed_passages([embedding_text(c) for c in chunks])
+                texts = [embedding_text(c) for c in chunks]
+                vectors = {space: emb.embed_passages(texts) for space, emb in self.embedders.items()}
                 timings["embed"] += time.perf_counter() - t
-                add.append((doc, langs, chunks, vecs))
+                add.append(NewDocument(doc, langs, chunks, vectors))
                 report.files.append(FileReport(str(f), "indexed", "", doc.page_count, len(chunks)))
             if progress:
                 progress("", len(todo), len(todo))
@@ -256,7 +269,7 @@ class Indexer:
                                                        d.page_count, d.chunks))
             if add or remove or rebuild or base is None:
                 t = time.perf_counter()
-                self.store.write_generation(base, remove, add, self.embedder, self.settings.chunk_size,
+                self.store.write_generation(base, remove, add, self.embedders, self.settings.chunk_size,
                                             self.settings.chunk_overlap)
                 timings["write"] += time.perf_counter() - t
             if base is not None:
@@ -287,7 +300,7 @@ class Indexer:
                         report.files.append(FileReport(d.path, "removed", "", d.page_count, d.chunks))
             if remove and base is not None:
                 t = time.perf_counter()
-                self.store.write_generation(base, remove, [], self.embedder, self.settings.chunk_size,
+                self.store.write_generation(base, remove, [], self.embedders, self.settings.chunk_size,
                                             self.settings.chunk_overlap)
                 report.timings["write"] = time.perf_counter() - t
             if base is not None:

@@ -89,6 +89,14 @@ class Lexicon:
                 out.extend(self.words[tgt][j] for j in top if row[j] >= THRESHOLD)
         return " ".join(dict.fromkeys(out))
 
+    def nearest(self, vector: np.ndarray) -> float:
+        """The highest cosine between `vector` and any word of the table (0 when empty)."""
+        best = 0.0
+        for lang in self.languages:
+            if len(self.vectors[lang]):
+                best = max(best, float((self.vectors[lang] @ vector).max()))
+        return best
+
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,21 @@
-"""Search the live index: BM25, dense, or language-aware hybrid fusion; filters by language and document."""
+"""Search an index through its `View`: BM25, dense, hand-set fusion, or the learned hybrid ranking; filters by
+language and document; duplicates and translations folded.
+
+Candidates come from every channel the index has: the primary multilingual embedder ("dense"), the second encoder
+("e5") when the index has it, and three keyword channels (BM25 of the question on passages in its language; of the
+question translated through the corpus lexicon, on passages in the other language; of the untranslated question
+on the other language, for names and cognates). `hybrid` orders them with the learned ranker (`index.ranker`)
+when one is available for the index's vector spaces, else with the hand-set `fusion` (kept as the baseline in
+`arrival eval --retriever all`).
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +23,17 @@ import numpy as np
 from arrival.errors import IndexOpenError
 from arrival.index.embed import Embedder
 from arrival.index.keyword import fold
-from arrival.index.store import IndexStore, Snapshot
-from arrival.index.vectors import search_vectors
+from arrival.index.snapshot import Snapshot, doc_glob_matches
+from arrival.index.store import IndexStore
+from arrival.index.view import DENSE, E5, View
 from arrival.ingest.lang import detect_query
 from arrival.settings import Settings
 from arrival.types import Hit
 
 log = logging.getLogger(__name__)
 
-MODES = ("bm25", "dense", "hybrid")
+MODES = ("bm25", "dense", "fusion", "hybrid")
 KNOWN_NAME_COS = 0.75
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_FIGURE = re.compile(r"\d+")
-
-
-def _figures(text: str) -> set[str]:
-    return set(_FIGURE.findall(text))
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,8 @@ class Filters:
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """Hybrid score = dense cosine + weighted keyword evidence (each channel scaled to [0, 1] per query).
-
-    same_lang: BM25 of the query on chunks in the query's language; translated: BM25 of the query mapped
-    through the corpus lexicon, on chunks in the other language; cross_lang: BM25 of the untranslated query
-    on other-language chunks (names, cognates); question_penalty: taken off passages made mostly of questions
-    (lists of guiding questions look like every question); context: weight of the mean vector of the passages
-    just before and after (same document) in a passage's dense score, so a passage that continues a case
-    study is found by what the case study is about. Defaults chosen with `arrival eval` (README).
-    """
+    """Hand-set fusion: dense cosine (in context) + weighted keyword evidence (each channel scaled to [0, 1] per
+    query), minus a penalty for question lists. Defaults chosen with `arrival eval` (README)."""
 
     same_lang: float = 0.3
     translated: float = 0.3
@@ -62,306 +59,289 @@ class FusionWeights:
 
 
 @dataclass
-class Live:
-    """One generation and the per-chunk columns computed from it (row-aligned)."""
+class Candidates:
+    """Every candidate of one query with its evidence, row-aligned."""
 
-    pointer: str
-    snap: Snapshot
-    langs: np.ndarray
-    doc_ids: np.ndarray
-    question_lists: np.ndarray
-    neighbours: np.ndarray  # (rows, 2): the row before and after in the same document, -1 for none
-    _surface: tuple[frozenset[str], frozenset[str]] | None = None
+    ids: np.ndarray
+    qlang: str
+    channels: dict[str, np.ndarray] = field(default_factory=dict)  # name -> per-candidate score
 
-    def surface(self) -> tuple[frozenset[str], frozenset[str]]:
-        """Every folded word of the indexed text, and their five-letter prefixes (computed once)."""
-        if self._surface is None:
-            rows = self.snap.db.execute("SELECT text FROM chunks")
-            found = {fold(w) for (text,) in rows for w in _WORD.findall(text)}
-            self._surface = (frozenset(found), frozenset(w[:5] for w in found if len(w) >= 5))
-        return self._surface
+    def scores_of(self, i: int) -> dict[str, float]:
+        return {name: float(values[i]) for name, values in self.channels.items()}
 
 
 class Retriever:
-    """`search(query, k) -> list[Hit]` over whatever generation is live; reloads when an ingest lands."""
+    """`search(query, k) -> list[Hit]` over the live index; `view()` pins one state of it for a request."""
 
     def __init__(self, home: Path, embedder: Embedder, candidates: int = 100,
                  weights: FusionWeights | None = None, duplicate_cosine: float = 0.95,
-                 translation_cosine: float = 0.0) -> None:
+                 translations: bool = True, second: Embedder | None = None, ranker: object | None = None) -> None:
         self.store = IndexStore(home)
         self.embedder = embedder
+        self.second = second
         self.candidates = candidates
         self.weights = weights or FusionWeights()
         self.duplicate_cosine = duplicate_cosine
-        self.translation_cosine = translation_cosine
-        self._live: Live | None = None
+        self.translations = translations
+        self.ranker = ranker
+        self._view: Snapshot | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
+    def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
+                      second: Embedder | None = None) -> Retriever:
         from arrival.index.embed import load_embedder
+        from arrival.index.ranker import load_default_ranker
+        from arrival.settings import second_model_spec
 
         emb = embedder or load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
+        spec = second_model_spec(settings.second_model, emb.id)
+        if second is None and spec:
+            second = load_embedder(spec, settings.cache, settings.threads, settings.batch_size)
         weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
                                 settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap,
                                 settings.context_weight)
-        return cls(settings.home, emb, settings.candidates, weights, settings.duplicate_cosine)
+        return cls(settings.home, emb, settings.candidates, weights, settings.duplicate_cosine,
+                   settings.fold_translations, second, load_default_ranker() if settings.ranker else None)
 
-    def snapshot(self) -> Snapshot:
-        """The live generation, reopened if CURRENT moved since the last call."""
-        return self.live().snap
-
-    def live(self) -> Live:
-        """The live generation with its per-chunk columns, as one consistent object: a search holds on to
-        the Live it started with, so an ingest landing mid-search cannot mix two generations."""
+    # -- the live view --------------------------------------------------------------------------------
+    def view(self) -> Snapshot:
+        """The live state of the index, reopened when an ingest has switched it. CURRENT is read once; a view
+        stays readable after a later switch (its files are removed only once unused)."""
         with self._lock:
             pointer = self.store.pointer()
             if pointer is None:
                 raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
-            if self._live is None or pointer != self._live.pointer:
-                snap = self.store.open(expected_embedder=self.embedder.id)
-                if snap is None:
-                    raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
-                self._live = Live(pointer, snap, snap.all_langs(), snap.all_doc_ids(), question_lists(snap),
-                                  neighbours(snap))
-            return self._live
+            if self._view is None or pointer != self._view.generation:
+                self._view = self.store.open_generation(pointer, expected_embedder=self.embedder.id)
+            return self._view
 
-    def knows(self, term: str) -> bool:
+    def snapshot(self) -> Snapshot:
+        return self.view()
+
+    @contextmanager
+    def pinned(self) -> Iterator[View]:
+        """One state of the index for a whole request (search, refusal checks, citations, page texts)."""
+        view = self.view()
+        with self.store.reading(view.generation):
+            yield view
+
+    def knows(self, term: str, view: View | None = None) -> bool:
         """Whether a name occurs in the indexed text: as a word, by its first five letters (Vienne/Vienna,
         Taiwanese/Taiwan), or as a close neighbour of a corpus word in embedding space (Norwegian/Norway)."""
-        live = self.live()
-        snap = live.snap
-        words, prefixes = live.surface()
-        folded = fold(term)
-        if folded in words or (len(folded) >= 5 and folded[:5] in prefixes):
+        view = view or self.view()
+        if view.knows(term):
             return True
-        if folded.isdigit():  # years glued to note markers ("2050i")
-            return any(w.startswith(folded) for w in words)
-        lex = snap.lexicon
-        if not lex.languages:
+        if fold(term).isdigit() or not view.lexicon.languages:
             return False
-        vec = self.embedder.embed_passages([term])[0]
-        return any(len(lex.vectors[lang]) and float((lex.vectors[lang] @ vec).max()) >= KNOWN_NAME_COS
-                   for lang in lex.languages)
+        return view.lexicon.nearest(self.embedder.embed_passages([term])[0]) >= KNOWN_NAME_COS
 
-    @staticmethod
-    def _allowed(live: Live, filters: Filters) -> np.ndarray | None:
-        if not filters:
-            return None
-        snap, langs, doc_ids = live.snap, live.langs, live.doc_ids
-        mask = np.ones(len(langs), dtype=bool)
-        if filters.langs:
-            mask &= np.isin(langs, list(filters.langs))
-        if filters.docs:
-            ok = {d.doc_id for d in snap.documents().values()
-                  if any(fnmatch.fnmatch(d.path, g) or fnmatch.fnmatch(Path(d.path).name, g)
-                         or fnmatch.fnmatch(d.title, g) or fnmatch.fnmatch(d.path, f"*{g}*") for g in filters.docs)}
-            mask &= np.isin(doc_ids, list(ok))
-        return mask
-
+    # -- search ---------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 5, mode: str = "hybrid", filters: Filters | None = None,
-               query_lang: str | None = None, per_doc: int | None = None) -> list[Hit]:
+               query_lang: str | None = None, per_doc: int | None = None, view: View | None = None) -> list[Hit]:
         """Top-k passages. `per_doc` caps the passages of one document (default: the per_doc_cap setting)."""
         if mode not in MODES:
             raise ValueError(f"unknown retriever {mode!r}: choose from {', '.join(MODES)}")
         query = " ".join(query.split())
         if not query or k <= 0:
             return []
-        live = self.live()
-        snap = live.snap
-        if snap.manifest.chunks == 0:
+        view = view or self.view()
+        if view.count() == 0:
             return []
         qlang = query_lang or detect_query(query)
-        mask = self._allowed(live, filters or Filters())
+        filters = filters or Filters()
+        docs = None
+        if filters.docs:
+            docs = frozenset(d.doc_id for d in view.documents().values() if doc_glob_matches(d, filters.docs))
         n = max(self.candidates, k)
         if mode == "bm25":
-            rows, bm = snap.keyword.search(query, qlang, n if mask is None else snap.keyword.size)
-            if mask is not None:
-                keep = mask[rows]
-                rows, bm = rows[keep][:n], bm[keep][:n]
-            scores = {int(r): {"bm25": float(b)} for r, b in zip(rows, bm, strict=True)}
-            return self._hits(live, [int(r) for r in rows], scores, "bm25", k, per_doc)
+            ids, scores = self._keyword_all(view, query, qlang, n, filters.langs, docs)
+            return self._hits(view, ids, {"bm25": scores}, "bm25", k, per_doc, None)
         qvec = self.embedder.embed_queries([query])[0]
-        rows, sims = self._dense(snap, qvec, n, mask)
         if mode == "dense":
-            scores = {int(r): {"dense": float(x)} for r, x in zip(rows, sims, strict=True)}
-            return self._hits(live, [int(r) for r in rows], scores, "dense", k, per_doc)
-        channels = self._keyword_channels(live, query, qlang, mask)
+            ids, sims = view.dense(DENSE, qvec, n, filters.langs, docs)
+            return self._hits(view, ids, {"dense": sims}, "dense", k, per_doc, None)
+        cand = self.candidates_for(view, query, qlang, qvec, n, filters.langs, docs)
+        if not len(cand.ids):
+            return []
+        key = "fusion"
+        order = cand.channels["fusion"]
+        if mode == "hybrid" and self.ranker is not None and self._ranker_fits(view):
+            from arrival.index.ranker import features
+
+            order = cand.channels["hybrid"] = self.ranker.score(features(view, query, cand))  # type: ignore[attr-defined]
+            key = "hybrid"
+        elif mode == "hybrid":
+            cand.channels["hybrid"] = order
+            key = "hybrid"
+        ranked = np.argsort(-order, kind="stable")
+        return self._hits(view, cand.ids[ranked], {name: v[ranked] for name, v in cand.channels.items()}, key, k,
+                          per_doc, qlang if self.translations else None)
+
+    def _ranker_fits(self, view: View) -> bool:
+        return E5 in view.embedders and self.second is not None and getattr(self.ranker, "needs_e5", True)
+
+    def _keyword_all(self, view: View, query: str, qlang: str, n: int, langs: tuple[str, ...],
+                     docs: frozenset[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 alone: the question analysed in its language, against the passages of every language (names and
+        numbers match across languages), best first."""
+        parts = [view.keyword(query, target, n, docs) for target in view.languages if not langs or target in langs]
+        if not parts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        ids = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        top = np.argsort(-scores, kind="stable")[:n]
+        return ids[top], scores[top]
+
+    def candidates_for(self, view: View, query: str, qlang: str, qvec: np.ndarray, n: int,
+                       langs: tuple[str, ...] = (), docs: frozenset[str] | None = None) -> Candidates:
+        """The union of every channel's top-n, with each channel's score for every candidate and the fusion."""
         w = self.weights
-        keyword = (w.same_lang * channels["same"] + w.translated * channels["translated"]
-                   + w.cross_lang * channels["cross"])
-        top_kw = np.argsort(-keyword, kind="stable")[:n]
-        cand = np.union1d(rows, top_kw[keyword[top_kw] > 0])
-        own = np.asarray(snap.vectors[cand], dtype=np.float32)
-        dense = own @ qvec
-        in_context = context_scores(live, cand, own, qvec, w.context) if w.context > 0 else dense
-        fused = in_context + keyword[cand] - w.question_penalty * live.question_lists[cand]
-        order = np.argsort(-fused, kind="stable")
-        fused_scores = {
-            int(cand[i]): {"hybrid": float(fused[i]), "dense": float(dense[i]), "in_context": float(in_context[i]),
-                           **{name: float(ch[cand[i]]) for name, ch in channels.items()}}
-            for i in order
-        }
-        return self._hits(live, [int(cand[i]) for i in order], fused_scores, "hybrid", k, per_doc, qlang)
-
-    def _keyword_channels(self, live: Live, query: str, qlang: str, mask: np.ndarray | None
-                          ) -> dict[str, np.ndarray]:
-        """Per-chunk keyword evidence in [0, 1]: same-language, translated, and untranslated cross-language."""
-        snap, n = live.snap, len(live.langs)
-        same = snap.keyword.scores(query, qlang)
-        translated = np.zeros(n, dtype=np.float32)
-        cross = np.zeros(n, dtype=np.float32)
-        for other in snap.lexicon.languages:
-            if other == qlang:
+        dense_ids, _ = view.dense(DENSE, qvec, n, langs, docs)
+        pools = [dense_ids]
+        e5vec = None
+        if self.second is not None and E5 in view.embedders:
+            e5vec = self.second.embed_queries([query])[0]
+            pools.append(view.dense(E5, e5vec, n, langs, docs)[0])
+        keyword: dict[str, dict[int, float]] = {"same": {}, "translated": {}, "cross": {}}
+        targets = [t for t in view.languages if not langs or t in langs]
+        for target in targets:
+            if target == qlang:
+                keyword["same"] = _as_dict(view.keyword(query, target, n, docs))
                 continue
-            text = snap.lexicon.translate(query, qlang, other, self.embedder)
-            if text:
-                translated += snap.keyword.scores(text, other)
-            cross += snap.keyword.scores(query, other)
-        channels = {"same": same, "translated": translated, "cross": cross}
-        if mask is not None:
-            for values in channels.values():
-                values *= mask
-        # Direct and translated matches share one scale, so a noisy translation match cannot outrank a
-        # passage that matches the question's own words; untranslated cross-language matches have their own.
-        joint = max(float(same.max(initial=0.0)), float(translated.max(initial=0.0)))
-        top = {"same": joint, "translated": joint, "cross": float(cross.max(initial=0.0))}
-        return {name: values / top[name] if top[name] > 0 else values for name, values in channels.items()}
+            translated = view.lexicon.translate(query, qlang, target, self.embedder)
+            if translated:
+                _add(keyword["translated"], view.keyword(translated, target, n, docs))
+            _add(keyword["cross"], view.keyword(query, target, n, docs))
+        for scores in keyword.values():
+            pools.append(np.fromiter(scores, dtype=np.int64, count=len(scores)))
+        ids = np.unique(np.concatenate(pools)) if pools else np.empty(0, dtype=np.int64)
+        cand = Candidates(ids, qlang)
+        if not len(ids):
+            return cand
+        meta = view.meta(ids)
+        own = view.vectors(DENSE, ids)
+        cand.channels["dense"] = own @ qvec
+        cand.channels["in_context"] = context_scores(view, DENSE, meta, own, qvec, w.context)
+        if e5vec is not None:
+            own5 = view.vectors(E5, ids)
+            cand.channels["e5"] = own5 @ e5vec
+            cand.channels["e5_in_context"] = context_scores(view, E5, meta, own5, e5vec, w.context)
+        # Direct and translated matches share one scale, so a noisy translation match cannot outrank a passage
+        # that matches the question's own words; untranslated cross-language matches have their own.
+        joint = max(max(keyword["same"].values(), default=0.0), max(keyword["translated"].values(), default=0.0))
+        tops = {"same": joint, "translated": joint, "cross": max(keyword["cross"].values(), default=0.0)}
+        for name, scores in keyword.items():
+            raw = np.fromiter((scores.get(int(i), 0.0) for i in ids), dtype=np.float32, count=len(ids))
+            cand.channels[name] = raw / tops[name] if tops[name] > 0 else raw
+        cand.channels["question_list"] = meta.question_list.astype(np.float32)
+        cand.channels["fusion"] = (cand.channels["in_context"] + w.same_lang * cand.channels["same"]
+                                   + w.translated * cand.channels["translated"] + w.cross_lang * cand.channels["cross"]
+                                   - w.question_penalty * cand.channels["question_list"])
+        return cand
 
-    def _hits(self, live: Live, ranked: list[int], scores: dict[int, dict[str, float]], key: str, k: int,
-              per_doc: int | None = None, qlang: str | None = None) -> list[Hit]:
+    # -- from a ranking to hits -----------------------------------------------------------------------
+    def _hits(self, view: View, ranked: np.ndarray, channels: dict[str, np.ndarray], key: str, k: int,
+              per_doc: int | None, qlang: str | None) -> list[Hit]:
         """The first k of `ranked` after folding duplicates and translations, and the per-document cap."""
-        partners = self._partners(live, ranked, qlang) if qlang and self.translation_cosine > 0 else {}
-        rows, also, trans, stand_in = self._select(live, ranked, k,
-                                                   self.weights.per_doc_cap if per_doc is None else per_doc, partners)
-        chunks = live.snap.chunks(rows + [r for folded in (*also.values(), *trans.values()) for r in folded])
-        by_row = {c.row: c for c in chunks}
+        ranked = np.asarray(ranked, dtype=np.int64)
+        position = {int(r): i for i, r in enumerate(ranked)}
+        rows, also, trans, stand_in = self._select(view, ranked, k,
+                                                   self.weights.per_doc_cap if per_doc is None else per_doc, qlang)
+        by_id = {c.id: c for c in view.chunks(rows + [r for f in (*also.values(), *trans.values()) for r in f])}
         hits = []
         for i, r in enumerate(rows):
-            c = by_row[r]
-            places = tuple(p for p in dict.fromkeys((by_row[f].source, by_row[f].page) for f in also.get(r, ()))
+            c = by_id[r]
+            places = tuple(p for p in dict.fromkeys((by_id[f].source, by_id[f].page) for f in also.get(r, ()))
                            if p != (c.source, c.page))
-            translated = tuple(dict.fromkeys((by_row[f].source, by_row[f].page, by_row[f].lang)
+            translated = tuple(dict.fromkeys((by_id[f].source, by_id[f].page, by_id[f].lang)
                                              for f in trans.get(r, ())))
-            # a passage standing in for its better-ranked translation carries that translation's scores
-            own = scores[stand_in.get(r, r)]
-            hits.append(Hit(rank=i + 1, score=own[key], chunk_id=c.chunk_id, text=c.text, source=c.source,
+            # a passage standing in for its better-ranked translation takes that translation's place and scores
+            j = position[stand_in.get(r, r)]
+            scores = {name: float(values[j]) for name, values in channels.items()}
+            hits.append(Hit(rank=i + 1, score=scores[key], chunk_id=c.chunk_id, text=c.text, source=c.source,
                             title=c.title, page=c.page, page_end=c.page_end, lang=c.lang, heading=c.heading,
-                            doc_id=c.doc_id, scores=own, also=places, start=c.start, translations=translated))
+                            doc_id=c.doc_id, scores=scores, also=places, start=c.start, translations=translated))
         return hits
 
-    def _partners(self, live: Live, ranked: list[int], qlang: str, pool: int = 60) -> dict[int, int]:
-        """For the passages of the other language among the first `pool` of the ranking, their translation in
-        the question's language among the same passages: the closest by vector (cosine >= translation_cosine)
-        that states every number the other one states (a translation keeps its figures)."""
-        rows = ranked[:pool]
-        mine = [r for r in rows if live.langs[r] == qlang]
-        other = [r for r in rows if live.langs[r] != qlang]
-        if not mine or not other:
-            return {}
-        vectors = live.snap.vectors
-        sims = np.asarray(vectors[np.asarray(other)], dtype=np.float32) @ np.asarray(
-            vectors[np.asarray(mine)], dtype=np.float32).T
-        best = sims.argmax(axis=1)
-        texts = {c.row: c.text for c in live.snap.chunks(rows)}
-        out: dict[int, int] = {}
-        for i, r in enumerate(other):
-            j = int(best[i])
-            if float(sims[i, j]) >= self.translation_cosine and _figures(texts[r]) <= _figures(texts[mine[j]]):
-                out[r] = mine[j]
-        return out
-
-    def _select(self, live: Live, ranked: list[int], k: int, cap: int, partners: dict[int, int] | None = None
+    def _select(self, view: View, ranked: np.ndarray, k: int, cap: int, qlang: str | None
                 ) -> tuple[list[int], dict[int, list[int]], dict[int, list[int]], dict[int, int]]:
-        """Walk the ranking: a passage whose vector is within `duplicate_cosine` of a kept one is the same
-        text in another file (the UN guidance ships each step as its own PDF and inside the full guide) and
-        is folded into it instead of taking a place; a passage in the other language whose translation in the
-        question's language was also retrieved (`partners`) gives its place to that translation and is folded
-        under it, taking its place and its scores (`stand_in`: kept row -> the row whose place it took); then at
-        most `cap` passages per document (0: no cap)."""
+        """Walk the ranking: a passage whose vector is within `duplicate_cosine` of a kept one is the same text in
+        another file (the UN guidance ships each step as its own PDF and inside the full guide) and is folded into
+        it; a passage in another language than the question whose stored translation (`index.derived.partners`) in
+        the question's language was also retrieved gives its place to that translation and is folded under it;
+        then at most `cap` passages per document (0: no cap). Returns (kept ids, duplicates folded per kept id,
+        translations folded per kept id, stand-ins: kept id -> the id whose place it took)."""
         limit = self.duplicate_cosine
-        partners = partners or {}
-        vectors, doc_ids = live.snap.vectors, live.doc_ids
+        window = ranked[: max(4 * k, 60)]
+        meta = view.meta(window)
+        lang = {int(i): str(x) for i, x in zip(meta.ids, meta.lang, strict=True)}
+        doc = {int(i): str(x) for i, x in zip(meta.ids, meta.doc, strict=True)}
+        retrieved = set(lang)
+        partner = {}
+        if qlang is not None:
+            partner = {int(i): int(p) for i, p in zip(meta.ids, meta.partner, strict=True)
+                       if p >= 0 and lang[int(i)] != qlang and int(p) in retrieved and lang.get(int(p)) == qlang}
+        vecs = {int(i): v for i, v in zip(window, view.vectors(DENSE, window), strict=True)} if limit > 0 else {}
         kept: list[int] = []
-        kept_vecs = np.empty((0, vectors.shape[1]), dtype=np.float32)
+        kept_vecs: list[np.ndarray] = []
         also: dict[int, list[int]] = {}
         trans: dict[int, list[int]] = {}
         stand_in: dict[int, int] = {}
+        placed: set[int] = set()
         count: dict[str, int] = {}
-        for r in ranked:
+        for r in (int(x) for x in window):
             if len(kept) == k:
                 break
-            partner = partners.get(r)
-            if partner is not None:
-                if partner in kept:
-                    trans.setdefault(partner, []).append(r)
-                    continue
-                trans.setdefault(partner, []).append(r)
-                stand_in[partner] = r
-                r = partner
-            elif r in trans:  # already placed as a better-ranked passage's translation
+            if r in placed:
                 continue
-            if limit > 0 and kept:
-                v = np.asarray(vectors[r], dtype=np.float32)
-                sims = kept_vecs @ v
+            p = partner.get(r)
+            if p is not None:
+                trans.setdefault(p, []).append(r)
+                placed.add(r)
+                if p in placed:
+                    continue
+                stand_in[p] = r
+                r = p
+            if limit > 0 and kept_vecs:
+                sims = np.stack(kept_vecs) @ vecs[r]
                 best = int(np.argmax(sims))
                 if float(sims[best]) >= limit:
                     also.setdefault(kept[best], []).append(r)
+                    placed.add(r)
                     continue
-            d = str(doc_ids[r])
-            if cap > 0 and count.get(d, 0) >= cap:
+            if cap > 0 and count.get(doc[r], 0) >= cap:
                 continue
-            count[d] = count.get(d, 0) + 1
+            count[doc[r]] = count.get(doc[r], 0) + 1
             kept.append(r)
+            placed.add(r)
             if limit > 0:
-                kept_vecs = np.vstack([kept_vecs, np.asarray(vectors[r], dtype=np.float32)[None, :]])
+                kept_vecs.append(vecs[r])
         return kept, also, {r: trans[r] for r in kept if r in trans}, stand_in
 
-    def _dense(self, snap: Snapshot, qvec: np.ndarray, n: int, mask: np.ndarray | None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        if mask is None:
-            return search_vectors(snap.faiss, qvec, n)
-        allowed = np.flatnonzero(mask)
-        if not len(allowed):
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        sims = np.asarray(snap.vectors[allowed], dtype=np.float32) @ qvec
-        top = np.argsort(-sims, kind="stable")[:n]
-        return allowed[top], sims[top]
+
+def _as_dict(found: tuple[np.ndarray, np.ndarray]) -> dict[int, float]:
+    return {int(i): float(s) for i, s in zip(found[0], found[1], strict=True)}
 
 
-def question_lists(snap: Snapshot) -> np.ndarray:
-    """1.0 for chunks whose sentences are mostly questions (guiding-question lists), else 0.0."""
-    from arrival.ingest.sentences import split_sentences
-
-    out = []
-    for (text,) in snap.db.execute("SELECT text FROM chunks ORDER BY row"):
-        n = max(1, len(split_sentences(text, min_chars=15)))
-        out.append(1.0 if text.count("?") / n > 0.5 else 0.0)
-    return np.asarray(out, dtype=np.float32)
+def _add(into: dict[int, float], found: tuple[np.ndarray, np.ndarray]) -> None:
+    for i, s in zip(found[0], found[1], strict=True):
+        into[int(i)] = into.get(int(i), 0.0) + float(s)
 
 
-def neighbours(snap: Snapshot) -> np.ndarray:
-    """(rows, 2) array: the chunk row just before and just after each chunk in its document, -1 at the ends."""
-    out = np.full((snap.manifest.chunks, 2), -1, dtype=np.int64)
-    prev_row, prev_doc = -1, None
-    for row, doc in snap.db.execute("SELECT row, doc_id FROM chunks ORDER BY doc_id, page, start, row"):
-        if doc == prev_doc:
-            out[row, 0] = prev_row
-            out[prev_row, 1] = row
-        prev_row, prev_doc = row, doc
-    return out
-
-
-def context_scores(live: Live, rows: np.ndarray, own: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:
+def context_scores(view: View, space: str, meta: object, own: np.ndarray, qvec: np.ndarray, weight: float
+                   ) -> np.ndarray:
     """Cosine of the query with each passage's vector plus `weight` times the mean vector of its neighbours
     (renormalised): a passage inherits some of what the passages around it are about."""
-    around = live.neighbours[rows]
+    if weight <= 0:
+        return own @ qvec
     ctx = np.zeros_like(own)
-    count = (around >= 0).sum(axis=1, keepdims=True).astype(np.float32)
-    for side in (0, 1):
-        has = around[:, side] >= 0
+    count = np.zeros((len(own), 1), dtype=np.float32)
+    for side in (meta.prev, meta.next):  # type: ignore[attr-defined]
+        has = side >= 0
         if has.any():
-            ctx[has] += np.asarray(live.snap.vectors[around[has, side]], dtype=np.float32)
+            ctx[has] += view.vectors(space, side[has])
+            count[has] += 1
     blended = own + weight * ctx / np.maximum(count, 1)
     norms = np.linalg.norm(blended, axis=1)
     return (blended @ qvec) / np.where(norms > 0, norms, 1)

@@ -3,17 +3,12 @@
 Layout under the index home::
 
     CURRENT            name of the live generation (replaced atomically)
-    gen-000007/        one complete, immutable index
-        meta.sqlite    documents, pages (cleaned text), chunks (row = vector position)
-        vectors.npy    float32 unit vectors, one row per chunk
-        faiss.index    FAISS index over vectors.npy
-        keyword/       bm25s arrays and vocabulary (JSON + .npy, loaded without pickle)
-        lexicon/       the corpus's bilingual word table (words JSON + word vectors .npy)
-        manifest.json  the recipe: embedder, dimension, chunker settings, counts, format version
+    gen-000007/        one complete, immutable index (files: see `index.snapshot`)
     ingest.lock        held (flock) by the one process writing
 
 A writer builds the next generation in a temporary folder and only then points CURRENT at it, so a reader
-(or a process killed mid-ingest) always sees a complete index. Old generations are deleted after the switch.
+(or a process killed mid-ingest) always sees a complete index. A generation that stopped being live is removed
+once no request of this process holds it and GRACE_SECONDS have passed (other processes' requests are shorter).
 """
 
 from __future__ import annotations
@@ -26,26 +21,31 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from arrival.errors import IndexBuildError, IndexOpenError, LockedError
+from arrival.index.derived import neighbours, partners, question_list
 from arrival.index.embed import Embedder
 from arrival.index.keyword import KeywordIndex
-from arrival.index.lexicon import Lexicon, build_lexicon
+from arrival.index.lexicon import build_lexicon
+from arrival.index.snapshot import FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
 from arrival.index.vectors import build_vector_index, index_kind
+from arrival.index.view import DENSE, E5
 from arrival.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: one BM25 index per language
-REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
 _GEN_NAME = re.compile(r"gen-[0-9]+")
+GRACE_SECONDS = 120.0  # a generation is removed this long after it stops being live, when no reader holds it
+# (ARRIVAL_GC_GRACE_SECONDS overrides it)
+_READERS: dict[tuple[str, str], int] = {}  # (home, generation) -> requests of this process reading it
+_READERS_LOCK = threading.Lock()
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -65,60 +65,19 @@ CREATE INDEX chunks_doc ON chunks(doc_id);
 
 
 @dataclass(frozen=True)
-class Manifest:
-    format_version: int
-    embedder: str
-    dim: int
-    normalized: bool
-    chunk_size: int
-    chunk_overlap: int
-    vector_index: str
-    documents: int
-    chunks: int
-    created: float
+class NewDocument:
+    """A parsed, chunked and embedded document, ready to be written."""
 
-    @classmethod
-    def read(cls, path: Path) -> Manifest:
-        try:
-            data = json.loads(path.read_text())
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-        except FileNotFoundError:
-            raise IndexOpenError(f"{path}: manifest missing; {REBUILD_HINT}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexOpenError(f"{path}: manifest unreadable ({exc}); {REBUILD_HINT}") from None
-
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.__dict__, indent=2))
+    doc: Document
+    langs: tuple[str, ...]
+    chunks: list[Chunk]
+    vectors: dict[str, np.ndarray]  # vector space -> (len(chunks), dim)
 
 
-@dataclass(frozen=True)
-class DocInfo:
-    doc_id: str
-    path: str
-    abspath: str
-    sha256: str
-    title: str
-    page_count: int
-    languages: tuple[str, ...]
-    size: int
-    chunks: int
-    ingested_at: float = 0.0  # seconds since the epoch, when this version of the file was indexed
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    row: int
-    chunk_id: str
-    doc_id: str
-    text: str
-    page: int
-    page_end: int
-    start: int
-    end: int
-    heading: str
-    lang: str
-    source: str
-    title: str
+def _fit(ids: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -1, dtype=np.int64)
+    out[: min(n, len(ids))] = ids[:n]
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -135,133 +94,15 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-class Snapshot:
-    """A read-only view of one generation. Safe to share between threads for reading."""
-
-    def __init__(self, gen_dir: Path, expected_embedder: str | None = None) -> None:
-        import faiss
-
-        self.gen_dir = gen_dir
-        self.manifest = Manifest.read(gen_dir / "manifest.json")
-        m = self.manifest
-        if m.format_version != FORMAT_VERSION:
-            raise IndexOpenError(f"{gen_dir}: index format {m.format_version}, this arrival reads "
-                                 f"{FORMAT_VERSION}; {REBUILD_HINT}")
-        if expected_embedder is not None and m.embedder != expected_embedder:
-            raise IndexOpenError(
-                f"{gen_dir.parent}: index was built with embedder '{m.embedder}', not '{expected_embedder}': "
-                f"use --model {m.embedder}, or rebuild with 'arrival ingest --rebuild --model "
-                f"{expected_embedder} PATH...'"
-            )
-        db_path = gen_dir / "meta.sqlite"
-        if not db_path.exists():
-            raise IndexOpenError(f"{db_path}: missing; {REBUILD_HINT}")
-        try:
-            self.db = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            status = self.db.execute("PRAGMA quick_check").fetchone()[0]
-            if status != "ok":
-                raise sqlite3.DatabaseError(status)
-            n_chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise IndexOpenError(f"{db_path}: damaged SQLite database ({exc}); {REBUILD_HINT}") from None
-        try:
-            self.vectors = np.load(gen_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:  # EOFError: a 0-byte .npy
-            raise IndexOpenError(f"{gen_dir / 'vectors.npy'}: unreadable ({exc}); {REBUILD_HINT}") from None
-        faiss_path = gen_dir / "faiss.index"
-        try:
-            self.faiss = faiss.read_index(str(faiss_path))
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
-            raise IndexOpenError(f"{faiss_path}: corrupt FAISS index ({first[:120]}); {REBUILD_HINT}") from None
-        try:
-            self.keyword = KeywordIndex.load(gen_dir / "keyword")
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise IndexOpenError(f"{gen_dir / 'keyword'}: unreadable keyword index ({exc}); "
-                                 f"{REBUILD_HINT}") from None
-        try:
-            self.lexicon = Lexicon.load(gen_dir / "lexicon")
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise IndexOpenError(f"{gen_dir / 'lexicon'}: unreadable ({exc}); {REBUILD_HINT}") from None
-        counts = {"manifest": m.chunks, "sqlite": n_chunks, "faiss": self.faiss.ntotal,
-                  "vectors": len(self.vectors), "keyword": self.keyword.size}
-        if len(set(counts.values())) != 1:
-            raise IndexOpenError(f"{gen_dir}: index parts disagree on the chunk count {counts}; {REBUILD_HINT}")
-        if m.chunks and (self.faiss.d != m.dim or self.vectors.shape[1] != m.dim):
-            raise IndexOpenError(f"{gen_dir}: vector dimension does not match the manifest; {REBUILD_HINT}")
-        self._doc_cache: dict[str, DocInfo] | None = None
-
-    def close(self) -> None:
-        self.db.close()
-
-    # -- documents ------------------------------------------------------------------------------------
-    def documents(self) -> dict[str, DocInfo]:
-        if self._doc_cache is None:
-            rows = self.db.execute(
-                "SELECT d.doc_id, path, abspath, sha256, title, page_count, languages, size, "
-                "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), ingested_at FROM documents d ORDER BY path"
-            ).fetchall()
-            self._doc_cache = {
-                r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8], r[9])
-                for r in rows
-            }
-        return self._doc_cache
-
-    def page_text(self, doc_id: str, number: int) -> str | None:
-        row = self.db.execute("SELECT text FROM pages WHERE doc_id=? AND number=?", (doc_id, number)).fetchone()
-        return None if row is None else str(row[0])
-
-    # -- chunks ---------------------------------------------------------------------------------------
-    def chunks(self, rows: list[int]) -> list[ChunkRow]:
-        """ChunkRows in the order of `rows`."""
-        if not rows:
-            return []
-        docs = self.documents()
-        found: dict[int, ChunkRow] = {}
-        for i in range(0, len(rows), 900):
-            part = [int(r) for r in rows[i:i + 900]]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(
-                f'SELECT row, chunk_id, doc_id, text, page, page_end, start, "end", heading, lang '
-                f"FROM chunks WHERE row IN ({marks})", part
-            ):
-                d = docs.get(r[2])
-                found[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                                       source=d.path if d else "", title=d.title if d else "")
-        return [found[r] for r in rows if r in found]
-
-    def all_langs(self) -> np.ndarray:
-        rows = self.db.execute("SELECT lang FROM chunks ORDER BY row").fetchall()
-        return np.array([r[0] for r in rows], dtype=object)
-
-    def all_doc_ids(self) -> np.ndarray:
-        rows = self.db.execute("SELECT doc_id FROM chunks ORDER BY row").fetchall()
-        return np.array([r[0] for r in rows], dtype=object)
-
-    def stats(self) -> dict[str, Any]:
-        docs = self.documents()
-        langs = dict(self.db.execute("SELECT lang, count(*) FROM chunks GROUP BY lang ORDER BY 2 DESC"))
-        size = sum(p.stat().st_size for p in self.gen_dir.rglob("*") if p.is_file())
-        return {
-            "documents": len(docs),
-            "pages": sum(d.page_count for d in docs.values()),
-            "chunks": self.manifest.chunks,
-            "languages": langs,
-            "embedder": self.manifest.embedder,
-            "dim": self.manifest.dim,
-            "vector_index": self.manifest.vector_index,
-            "chunk_size": self.manifest.chunk_size,
-            "chunk_overlap": self.manifest.chunk_overlap,
-            "index_bytes": size,
-            "generation": self.gen_dir.name,
-        }
-
-
 class IndexStore:
     """Finds, opens, locks and writes the generations under one home folder."""
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
+        try:
+            self.grace = float(os.environ.get("ARRIVAL_GC_GRACE_SECONDS", GRACE_SECONDS))
+        except ValueError:
+            self.grace = GRACE_SECONDS
 
     def _check_home(self) -> None:
         if self.home.exists() and not self.home.is_dir():
@@ -300,8 +141,30 @@ class IndexStore:
         return gen
 
     def open(self, expected_embedder: str | None = None) -> Snapshot | None:
-        gen = self.current()
-        return None if gen is None else Snapshot(gen, expected_embedder)
+        name = self.pointer()
+        return None if name is None else self.open_generation(name, expected_embedder)
+
+    def open_generation(self, name: str, expected_embedder: str | None = None) -> Snapshot:
+        """Open the generation `name` (as CURRENT named it when it was read, once)."""
+        gen = self.home / name
+        if not gen.is_dir():
+            raise IndexOpenError(f"{gen}: live index folder is missing; {REBUILD_HINT}")
+        return Snapshot(gen, expected_embedder)
+
+    @contextlib.contextmanager
+    def reading(self, name: str) -> Iterator[None]:
+        """Hold generation `name` for the length of a request: it is not removed while held in this process,
+        and another process's generations are kept for GRACE_SECONDS after they stop being live."""
+        key = (str(self.home.resolve()), name)
+        with _READERS_LOCK:
+            _READERS[key] = _READERS.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with _READERS_LOCK:
+                _READERS[key] -= 1
+                if not _READERS[key]:
+                    del _READERS[key]
 
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:
@@ -345,13 +208,16 @@ class IndexStore:
         self,
         base: Snapshot | None,
         remove: set[str],
-        add: list[tuple[Document, tuple[str, ...], list[Chunk], np.ndarray]],
-        embedder: Embedder,
+        add: list[NewDocument],
+        embedders: dict[str, Embedder],
         chunk_size: int,
         chunk_overlap: int,
     ) -> Path:
-        """Write base minus `remove` (doc ids) plus `add` as a new generation and make it live."""
-        dim = embedder.dim
+        """Write base minus `remove` (doc ids) plus `add` as a new generation and make it live. `embedders` maps
+        vector spaces to embedders: DENSE (required) and E5 (optional, when the index has a second encoder)."""
+        embedder = embedders[DENSE]
+        spaces = [sp for sp in (DENSE, E5) if sp in embedders]
+        dims = {sp: embedders[sp].dim for sp in spaces}
         name = self._next_gen_name()
         tmp = self.home / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -361,9 +227,14 @@ class IndexStore:
             db.executescript(SCHEMA)
             texts: list[str] = []
             langs: list[str] = []
-            parts: list[np.ndarray] = []
+            order: list[tuple[str, int, int, int]] = []
+            parts: dict[str, list[np.ndarray]] = {sp: [] for sp in spaces}
+            qlist: list[float] = []
             row = 0
             if base is not None:
+                if set(base.embedders) != set(spaces):
+                    raise IndexBuildError(f"{self.home}: the index has vector spaces {sorted(base.embedders)}, "
+                                          f"this ingest embeds {spaces}; {REBUILD_HINT}")
                 keep_docs = [d for d in base.documents().values() if d.doc_id not in remove]
                 keep_ids = {d.doc_id for d in keep_docs}
                 for d in keep_docs:
@@ -371,27 +242,30 @@ class IndexStore:
                                (d.doc_id, d.path, d.abspath, d.sha256, d.title, d.page_count,
                                 json.dumps(list(d.languages)), d.size, d.ingested_at))
                 db.executemany("INSERT INTO pages VALUES (?,?,?)",
-                               [r for r in base.db.execute("SELECT doc_id, number, text FROM pages")
-                                if r[0] in keep_ids])
+                               [r for r in base.iter_pages() if r[0] in keep_ids])
                 old_rows: list[int] = []
-                for r in base.db.execute(
-                    'SELECT row, chunk_id, doc_id, text, page, page_end, start, "end", heading, lang '
-                    "FROM chunks ORDER BY row"
-                ):
-                    if r[2] not in keep_ids:
+                for c in base.iter_chunks():
+                    if c.doc_id not in keep_ids:
                         continue
-                    db.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)", (row, *r[1:]))
-                    texts.append(r[3])
-                    langs.append(r[9])
-                    old_rows.append(r[0])
+                    db.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+                               (row, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
+                                c.lang))
+                    texts.append(c.text)
+                    langs.append(c.lang)
+                    order.append((c.doc_id, c.page, c.start, row))
+                    old_rows.append(c.id)
                     row += 1
                 if old_rows:
-                    parts.append(np.asarray(base.vectors[np.asarray(old_rows)], dtype=np.float32))
-            for doc, doc_langs, chunks, vecs in add:
+                    ids = np.asarray(old_rows)
+                    for sp in spaces:
+                        parts[sp].append(base.vectors(sp, ids))
+                    qlist.extend(base.columns.question_list[ids].tolist())
+            for new in add:
+                doc, chunks = new.doc, new.chunks
                 db.execute(
                     "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                     (doc.doc_id, doc.path, str(Path(doc.path).resolve()), doc.sha256, doc.title,
-                     doc.page_count, json.dumps(list(doc_langs)), Path(doc.path).stat().st_size, time.time()),
+                     doc.page_count, json.dumps(list(new.langs)), Path(doc.path).stat().st_size, time.time()),
                 )
                 db.executemany("INSERT INTO pages VALUES (?,?,?)",
                                [(doc.doc_id, p.number, p.text) for p in doc.pages])
@@ -400,26 +274,41 @@ class IndexStore:
                     [(row + i, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
                       c.lang) for i, c in enumerate(chunks)],
                 )
+                order.extend((c.doc_id, c.page, c.start, row + i) for i, c in enumerate(chunks))
                 row += len(chunks)
                 texts.extend(c.text for c in chunks)
                 langs.extend(c.lang for c in chunks)
-                parts.append(np.asarray(vecs, dtype=np.float32).reshape(len(chunks), dim))
+                qlist.extend(question_list(c.text) for c in chunks)
+                for sp in spaces:
+                    parts[sp].append(np.asarray(new.vectors[sp], dtype=np.float32).reshape(len(chunks), dims[sp]))
             db.commit()
             n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
             db.close()
-            vectors = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-            if len(vectors) != row:
-                raise IndexBuildError(f"internal: {len(vectors)} vectors for {row} chunks")
-            np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+            vectors: dict[str, np.ndarray] = {}
+            for sp in spaces:
+                vectors[sp] = np.concatenate(parts[sp]) if parts[sp] else np.zeros((0, dims[sp]), dtype=np.float32)
+                if len(vectors[sp]) != row:
+                    raise IndexBuildError(f"internal: {len(vectors[sp])} {sp} vectors for {row} chunks")
+                np.save(tmp / ("vectors.npy" if sp == DENSE else f"vectors-{sp}.npy"), vectors[sp],
+                        allow_pickle=False)
             import faiss
 
-            kind = index_kind(len(vectors))
-            faiss.write_index(build_vector_index(vectors.reshape(-1, dim), kind), str(tmp / "faiss.index"))
+            kind = index_kind(row)
+            faiss.write_index(build_vector_index(vectors[DENSE], kind), str(tmp / "faiss.index"))
+            prev, nxt = neighbours(order)
+            columns = {"question_list": np.asarray(qlist, dtype=np.float32), "prev": _fit(prev, row),
+                       "next": _fit(nxt, row), "partner": partners(vectors[DENSE], langs, texts),
+                       "length": np.asarray([len(t) for t in texts], dtype=np.int32)}
+            (tmp / "columns").mkdir()
+            for col, values in columns.items():
+                np.save(tmp / "columns" / f"{col}.npy", values, allow_pickle=False)
+            (tmp / "surface.json").write_text(json.dumps(surface_words(texts), ensure_ascii=False))
             KeywordIndex.build(texts, langs).save(tmp / "keyword")
             previous = base.lexicon if base is not None else None
             build_lexicon(texts, langs, embedder, previous).save(tmp / "lexicon")
-            Manifest(FORMAT_VERSION, embedder.id, dim, True, chunk_size, chunk_overlap, kind, n_docs, row,
-                     time.time()).write(tmp / "manifest.json")
+            Manifest(FORMAT_VERSION, embedder.id, dims[DENSE], True, chunk_size, chunk_overlap, kind, n_docs, row,
+                     time.time(), embedders[E5].id if E5 in embedders else "", dims.get(E5, 0)
+                     ).write(tmp / "manifest.json")
             for p in tmp.rglob("*"):
                 if p.is_file():
                     _fsync_file(p)
@@ -452,7 +341,28 @@ class IndexStore:
                     p.unlink()
 
     def collect_garbage(self, keep: Path) -> None:
-        """Remove generations other than `keep` and temporaries left by killed writers."""
+        """Remove generations other than `keep` that no reader of this process holds and that stopped being live
+        more than GRACE_SECONDS ago (longer than any request, so another process's readers are safe too), and the
+        temporaries left by killed writers."""
+        now = time.time()
+        home = str(self.home.resolve())
         for p in self.home.iterdir():
-            if p != keep and (p.name.startswith("gen-") or (p.name.startswith(".gen-") and p.name.endswith(".tmp"))):
+            if p.name.startswith(".gen-") and p.name.endswith(".tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+                continue
+            if p == keep or not _GEN_NAME.fullmatch(p.name):
+                continue
+            retired = p / "retired"
+            if not retired.exists():
+                with contextlib.suppress(OSError):
+                    retired.write_text(str(now))
+                if self.grace > 0:
+                    continue
+            with _READERS_LOCK:
+                held = _READERS.get((home, p.name), 0) > 0
+            try:
+                since = float(retired.read_text() or now)
+            except (OSError, ValueError):
+                since = now
+            if not held and now - since >= self.grace:
                 shutil.rmtree(p, ignore_errors=True)

@@ -43,6 +43,7 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("ARRIVAL_GC_GRACE_SECONDS", "0")  # old generations go at once (tests of the grace set it)
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,6 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, mo
     fetch_use_m3(model_cache)
     settings = load_settings(home=tmp_path_factory.mktemp("real") / "home", cache=model_cache)
     embedder = load_embedder(settings.model, settings.cache, settings.threads, settings.batch_size)
-    report = Indexer(settings, embedder).ingest([shared_corpus])
+    report = Indexer.from_settings(settings, embedder).ingest([shared_corpus])  # with the second encoder (e5)
     assert not report.failed, [f.to_json() for f in report.failed]
     return settings, embedder

@@ -305,7 +305,8 @@ def arrival_env(home: Path, **extra: str) -> dict[str, str]:
     import os
 
     path = os.pathsep.join(p for p in (extra.pop("PYTHONPATH", ""), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "ARRIVAL_HOME": str(home), "ARRIVAL_MODEL": "hash:256", "PYTHONPATH": path, **extra}
+    return {**os.environ, "ARRIVAL_HOME": str(home), "ARRIVAL_MODEL": "hash:256", "PYTHONPATH": path,
+            "ARRIVAL_GC_GRACE_SECONDS": "0", **extra}
 
 
 def arrival_argv(*args: str) -> list[str]:

@@ -76,7 +76,8 @@ def assert_usable(home: Path, paths: set[str]) -> str:
     assert snap is not None
     try:
         n = snap.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        assert n == snap.manifest.chunks == snap.faiss.ntotal == len(snap.vectors) == snap.keyword.size > 0
+        vectors = snap.vectors("dense", np.arange(n))
+        assert n == snap.manifest.chunks == snap.faiss.ntotal == len(vectors) == snap.bm25.size > 0
         assert snap.db.execute("SELECT min(row), max(row) FROM chunks").fetchone() == (0, n - 1)
         assert snap.db.execute("SELECT count(*) FROM chunks WHERE doc_id NOT IN "
                                "(SELECT doc_id FROM documents)").fetchone()[0] == 0
@@ -90,8 +91,8 @@ def assert_usable(home: Path, paths: set[str]) -> str:
         for r in snap.chunks(sample):
             chunk = Chunk(r.doc_id, r.source, r.title, r.text, r.page, r.page_end, r.start, r.end, r.heading, r.lang)
             assert chunk.chunk_id == r.chunk_id
-            assert np.allclose(snap.vectors[r.row], emb.embed_passages([embedding_text(chunk)])[0], atol=1e-5)
-        assert np.allclose(snap.faiss.reconstruct_n(0, n), np.asarray(snap.vectors), atol=1e-6)
+            assert np.allclose(vectors[r.id], emb.embed_passages([embedding_text(chunk)])[0], atol=1e-5)
+        assert np.allclose(snap.faiss.reconstruct_n(0, n), vectors, atol=1e-6)
         gen = snap.gen_dir.name
     finally:
         snap.close()

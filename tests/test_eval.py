@@ -303,11 +303,11 @@ def test_cli_eval_json_output_and_errors(index, tmp_path):
               "--output", str(tmp_path / "run.jsonl"), "--report", str(tmp_path / "rep")], settings.home)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert out["questions"] == 6 and set(out["retrievers"]) == {"bm25", "dense", "hybrid"}
+    assert out["questions"] == 6 and set(out["retrievers"]) == {"bm25", "dense", "fusion", "hybrid"}
     assert isinstance(out["seconds"], float)
     hybrid = out["retrievers"]["hybrid"]
     assert hybrid["n"] == 4 and "fr→en" in hybrid["by_pair"] and 0 <= hybrid["mrr@10"] <= 1
-    assert len((tmp_path / "run.jsonl").read_text().splitlines()) == 3 * 6
+    assert len((tmp_path / "run.jsonl").read_text().splitlines()) == 4 * 6
     answers = out["answers"]
     judged = answers["questions"]
     unanswerable = sum(not q.answerable for q in _questions())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -142,28 +141,29 @@ def test_the_same_passage_in_two_files_takes_one_place(hash_settings, tmp_path):
 
 
 def test_neighbours_and_context_scores(hash_settings, folder):
-    """Each chunk knows the chunk before and after it in its document; with context weight 0 the in-context
-    score is the plain cosine, and a passage gains from a query that matches only its neighbours."""
+    """Each chunk knows the chunk before and after it in its document (stored at ingest); with context weight 0
+    the in-context score is the plain cosine, and a passage gains from a query that matches only its neighbours."""
     import numpy as np
 
     from arrival.index.retrieve import context_scores
 
     _ingest(hash_settings, [folder])
     r = Retriever.from_settings(hash_settings, HashEmbedder(256))
-    live = r.live()
-    order = [row for (row,) in live.snap.db.execute("SELECT row FROM chunks ORDER BY page, start")]
-    nb = live.neighbours
-    assert nb[order[0], 0] == -1 and nb[order[-1], 1] == -1
-    assert all(nb[a, 1] == b and nb[b, 0] == a for a, b in pairwise(order))
+    view = r.view()
+    order = [row for (row,) in view.db.execute("SELECT row FROM chunks ORDER BY page, start")]
+    meta = view.meta(np.asarray(order))
+    assert meta.prev[0] == -1 and meta.next[-1] == -1
+    assert list(meta.next[:-1]) == order[1:] and list(meta.prev[1:]) == order[:-1]
     rows = np.asarray(order[1:-1])
-    own = np.asarray(live.snap.vectors[rows], dtype=np.float32)
-    before = np.asarray(live.snap.vectors[np.asarray(order[:-2])], dtype=np.float32)
+    own = view.vectors("dense", rows)
+    before = view.vectors("dense", np.asarray(order[:-2]))
     qvec = before[3]  # a query that is exactly the passage before rows[3]
-    assert np.allclose(context_scores(live, rows, own, qvec, 0.0), own @ qvec, atol=1e-5)
-    boosted = context_scores(live, rows, own, qvec, 0.6)
+    inner = view.meta(rows)
+    assert np.allclose(context_scores(view, "dense", inner, own, qvec, 0.0), own @ qvec, atol=1e-5)
+    boosted = context_scores(view, "dense", inner, own, qvec, 0.6)
     assert boosted[3] > float(own[3] @ qvec)
     hits = r.search("guichet unique Lisbonne", k=3)
-    assert {"dense", "in_context", "hybrid"} <= set(hits[0].scores)
+    assert {"dense", "in_context", "hybrid", "fusion"} <= set(hits[0].scores)
 
 
 def test_remove_by_path_or_id(hash_settings, tmp_path):
