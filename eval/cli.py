@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RETRIEVERS = ("bm25", "dense", "hybrid")
+RETRIEVERS = ("bm25", "dense", "fusion", "hybrid")
 
 
 def default_questions() -> Path:
@@ -44,6 +44,52 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "the run: a cleaning regression must not raise recall by dropping questions)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def register_ranker(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `ranker-train` subcommand."""
+    p = sub.add_parser("ranker-train", parents=[common], help="train the learned hybrid ranker on question sets",
+                       description="Train the LightGBM ranker of the hybrid retriever on development question sets, "
+                                   "cross-validated by document; write the model and its recipe (JSON).")
+    p.add_argument("--questions", type=Path, nargs="+", metavar="FILE", required=True)
+    p.add_argument("--exclude", nargs="*", default=[], metavar="GLOB",
+                   help="leave out questions on these documents (the test documents of a blind set)")
+    p.add_argument("--output", type=Path, metavar="MODEL.txt", help="default: the packaged index/ranker.txt")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ranker_train)
+
+
+def cmd_ranker_train(args: argparse.Namespace) -> int:
+    from arrival.eval.ranker_train import train
+    from arrival.eval.relevance import load_questions
+    from arrival.index.ranker import MODEL
+    from arrival.index.retrieve import Retriever
+    from arrival.settings import load_settings
+
+    settings = load_settings(home=getattr(args, "home", None), model=getattr(args, "model", None),
+                             threads=getattr(args, "threads", None), ranker=False)
+    retriever = Retriever.from_settings(settings)
+    questions = [q for f in args.questions for q in load_questions(f)]
+    bar = _progress(args, "ranker")
+    try:
+        report = train(retriever, questions, [str(f) for f in args.questions], args.exclude, args.output or MODEL,
+                       args.folds, bar)
+    finally:
+        if bar is not None:
+            bar(-1, -1)
+    if args.json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        cv = report["cross_validation"]
+        sys.stdout.write(f"{report['questions']} questions on {report['documents']} documents, "
+                         f"{report['folds']}-fold cross-validation by document:\n")
+        for name in ("fusion", "ranker"):
+            m = cv[name]
+            sys.stdout.write(f"  {name:7} R@1 {m['recall@1']:.3f}  R@5 {m['recall@5']:.3f}  "
+                             f"MRR@10 {m['mrr@10']:.3f}  (n={m['n']})\n")
+        sys.stdout.write(f"model: {args.output or MODEL}\n")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
