@@ -52,8 +52,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             counts = f" {f.pages} pages, {f.chunks} chunks" if f.status == "indexed" else ""
             sys.stdout.write(_line(f"{f.status:9} {f.path}{counts}{extra}") + "\n")
         data = report.to_json()
-        n = {st: sum(1 for f in report.files if f.status == st) for st in ("indexed", "unchanged", "failed")}
-        sys.stdout.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['failed']} failed "
+        n = {st: sum(1 for f in report.files if f.status == st) for st in ("indexed", "unchanged", "moved", "failed")}
+        moved = f"{n['moved']} moved, " if n["moved"] else ""
+        sys.stdout.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {moved}{n['failed']} failed "
                          f"in {data['seconds']} s ({data['pages_per_s']} pages/s)\n")
     for f in report.failed:
         sys.stderr.write(_line(f"arrival: {f.path}: {f.reason}") + "\n")
@@ -132,11 +133,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from arrival.index.store import IndexStore
+    from arrival.index.backend import open_backend
 
     s = _settings(args)
-    snap = IndexStore(s.home).open()
-    stats: dict[str, Any] = {"home": str(s.home)}
+    backend = open_backend(s)
+    snap = backend.view() if backend.has_index() else None
+    stats: dict[str, Any] = {"home": backend.location}
     if snap is None:
         stats.update(documents=0, pages=0, chunks=0, languages={}, embedder=None, index_bytes=0)
     else:

@@ -131,6 +131,7 @@ class Answer:
     passages: tuple[Hit, ...]
     mode: str = "extractive"
     reason: str = ""  # why it was refused: no-evidence, no-<kind of value asked for>, no-quote, ...
+    generation: str = ""  # the state of the index the whole answer was read from
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -140,6 +141,7 @@ class Answer:
             "refused": self.refused,
             "mode": self.mode,
             "reason": self.reason,
+            "generation": self.generation,
             "citations": [c.to_json() for c in self.citations],
             "passages": [p.to_json() for p in self.passages],
         }

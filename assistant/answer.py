@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -156,7 +156,8 @@ class Assistant:
         """Yields pieces of the answer text as they are ready, then the complete Answer. The whole answer (search,
         refusal checks, quotes, page texts) reads one state of the index."""
         with self.retriever.pinned() as view:
-            yield from self._stream(question, k, filters, view)
+            for part in self._stream(question, k, filters, view):
+                yield replace(part, generation=view.generation) if isinstance(part, Answer) else part
 
     def _stream(self, question: str, k: int, filters: Filters | None, view: View) -> Iterator[str | Answer]:
         question = " ".join(question.split())

@@ -180,7 +180,7 @@ def summary(backend: Backend) -> Overview | None:
         return None
     snap = backend.retriever().snapshot()
     cached = backend.cache.get("overview")
-    if isinstance(cached, Overview) and cached.generation == snap.gen_dir.name:
+    if isinstance(cached, Overview) and cached.generation == snap.generation:
         return cached
     return _summary(snap, ())
 

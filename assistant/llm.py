@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ class LlmAssistant:
     def stream(self, question: str, k: int = 5, filters: Filters | None = None) -> Iterator[str | Answer]:
         """Checked sentences as they complete, then the Answer (one state of the index throughout)."""
         with self.base.retriever.pinned() as view:
-            yield from self._stream(question, k, filters, view)
+            for part in self._stream(question, k, filters, view):
+                yield replace(part, generation=view.generation) if isinstance(part, Answer) else part
 
     def _stream(self, question: str, k: int, filters: Filters | None, view: View) -> Iterator[str | Answer]:
         question = " ".join(question.split())

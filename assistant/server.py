@@ -110,9 +110,9 @@ class Backend:
             return self._assistant
 
     def has_index(self) -> bool:
-        from arrival.index.store import IndexStore
+        from arrival.index.backend import open_backend
 
-        return IndexStore(Path(self.settings.home)).current() is not None
+        return open_backend(self.settings).has_index()
 
     def documents(self) -> dict[str, DocInfo]:
         """The indexed documents by doc_id; empty when there is no index yet."""

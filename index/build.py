@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from arrival.errors import IndexOpenError, IngestError
+from arrival.errors import IngestError
+from arrival.index.backend import Backend, open_backend
 from arrival.index.embed import Embedder
-from arrival.index.snapshot import Snapshot
-from arrival.index.store import IndexStore, NewDocument
+from arrival.index.store import NewDocument
 from arrival.index.view import DENSE, E5
 from arrival.ingest.chunk import Chunker, document_languages
 from arrival.ingest.pdf import NO_TEXT, PdfLoader, sha256_file
@@ -31,7 +31,7 @@ Progress = Callable[[str, int, int], None]  # (path, done, total)
 @dataclass
 class FileReport:
     path: str
-    status: str  # indexed | unchanged | failed | removed
+    status: str  # indexed | unchanged | moved | failed | removed
     reason: str = ""
     pages: int = 0
     chunks: int = 0
@@ -178,11 +178,12 @@ Parsed = tuple[Document, tuple[str, ...], list[Chunk], dict[str, float]]
 class Indexer:
     """Owns the write path. One instance per ingest run."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, second: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, second: Embedder | None = None,
+                 backend: Backend | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.embedders: dict[str, Embedder] = {DENSE: embedder, **({E5: second} if second is not None else {})}
-        self.store = IndexStore(settings.home)
+        self.backend = backend or open_backend(settings, embedder.id)
         self.limits = (settings.max_pdf_mb << 20, settings.max_pages, settings.max_page_chars)
         self.chunking = (settings.chunk_size, settings.chunk_overlap)
 
@@ -199,56 +200,64 @@ class Indexer:
 
     def ingest(self, paths: list[Path], prune: bool = False, rebuild: bool = False, wait: float = 0.0,
                progress: Progress | None = None) -> IngestReport:
+        """Index PDFs. A document's identity is its resolved absolute path: the same file reached from another
+        working directory is the same document; a file whose content moved to another path keeps its passages
+        (the path is updated, nothing is re-embedded); a changed file always loses its old passages; a file with
+        the same content as another indexed file is indexed once ("same content as ...")."""
         t0 = time.perf_counter()
         report = IngestReport()
         timings = dict.fromkeys(("hash", "parse", "chunk", "embed", "write"), 0.0)
         files, missing = discover(paths)
         report.files.extend(missing)
-        with self.store.lock(wait=wait):
-            self.store.remove_temporaries()  # left by an ingest that was killed while writing
-            base = None if rebuild else self._open_base()
-            known = {d.path: d for d in base.documents().values()} if base else {}
-            by_sha: dict[str, str] = {d.sha256: d.path for d in base.documents().values()} if base else {}
-            remove: set[str] = set()
-            todo: list[tuple[Path, str]] = []
+        with self.backend.writer(self.embedders, *self.chunking, wait=wait, rebuild=rebuild) as writer:
+            docs = writer.documents()
+            known = {d.path: d for d in docs.values()}
+            by_sha: dict[str, str] = {d.sha256: d.path for d in docs.values()}
+            removed: set[str] = set()
+            pending: dict[str, str] = {}  # sha256 -> resolved path of a file this ingest indexes
+            todo: list[tuple[Path, str, str]] = []  # (as given, resolved, sha256)
             t = time.perf_counter()
             for f in files:
-                name = str(f)
-                if display_name(f) != name:  # SQLite and JSON need text: refuse the file, not the batch
+                shown = str(f)
+                if display_name(f) != shown:  # SQLite and JSON need text: refuse the file, not the batch
                     report.files.append(FileReport(display_name(f), "failed",
                                                    "file name is not valid UTF-8: rename the file"))
                     continue
                 try:
                     sha = sha256_file(f)
                 except OSError as exc:
-                    report.files.append(FileReport(name, "failed", f"cannot read file: {exc.strerror or exc}"))
+                    report.files.append(FileReport(shown, "failed", f"cannot read file: {exc.strerror or exc}"))
                     continue
+                name = str(f.resolve())
                 old = known.get(name)
                 if old is not None and old.sha256 == sha:
-                    report.files.append(FileReport(name, "unchanged", "", old.page_count, old.chunks))
+                    report.files.append(FileReport(shown, "unchanged", "", old.page_count, old.chunks))
                     continue
-                twin = by_sha.get(sha)
-                if twin is not None and twin != name:
-                    twin_doc = known.get(twin)
-                    if twin_doc is None or Path(twin_doc.abspath).exists():
-                        report.files.append(FileReport(name, "unchanged", f"same content as {twin}"))
+                if old is not None:  # changed content: the old version goes, whatever happens to the new one
+                    writer.remove(old.doc_id)
+                    removed.add(old.doc_id)
+                    by_sha.pop(old.sha256, None)
+                if sha in pending:  # the same content twice in this batch: index it once
+                    report.files.append(FileReport(shown, "unchanged", f"same content as {pending[sha]}"))
+                    continue
+                twin = known.get(by_sha.get(sha, ""))
+                if twin is not None and twin.doc_id not in removed:
+                    if Path(twin.path).exists():
+                        report.files.append(FileReport(shown, "unchanged", f"same content as {twin.path}"))
                         continue
-                    remove.add(twin_doc.doc_id)  # the file moved: index it under its new path
-                if old is not None:
-                    remove.add(old.doc_id)
-                by_sha[sha] = name
-                todo.append((f, sha))
+                    writer.move(twin.doc_id, name)  # the file moved: same passages, new path
+                    report.files.append(FileReport(shown, "moved", f"was {twin.path}", twin.page_count, twin.chunks))
+                    by_sha[sha] = name
+                    continue
+                by_sha[sha] = pending[sha] = name
+                todo.append((f, name, sha))
             timings["hash"] = time.perf_counter() - t
-            add: list[NewDocument] = []
-            for i, (f, result) in enumerate(self._parse_all(todo)):
+            for i, (f, name, result) in enumerate(self._parse_all(todo)):
                 if progress:
                     progress(str(f), i, len(todo))
                 if isinstance(result, IngestError):
                     log.info("%s", result)
                     report.files.append(FileReport(str(f), "failed", result.reason))
-                    known_old = known.get(str(f))
-                    if known_old is not None:
-                        remove.discard(known_old.doc_id)  # keep the old version of a file that now fails
                     continue
                 doc, langs, chunks, parts = result
                 for k, v in parts.items():
@@ -257,98 +266,74 @@ class Indexer:
                 texts = [embedding_text(c) for c in chunks]
                 vectors = {space: emb.embed_passages(texts) for space, emb in self.embedders.items()}
                 timings["embed"] += time.perf_counter() - t
-                add.append(NewDocument(doc, langs, chunks, vectors))
+                writer.add(NewDocument(replace(doc, path=name), langs, chunks, vectors))
                 report.files.append(FileReport(str(f), "indexed", "", doc.page_count, len(chunks)))
             if progress:
                 progress("", len(todo), len(todo))
-            if prune and base is not None:
-                for d in base.documents().values():
-                    if not Path(d.abspath).exists() and d.doc_id not in remove:
-                        remove.add(d.doc_id)
+            if prune:
+                for d in docs.values():
+                    if not Path(d.path).exists() and d.doc_id not in removed:
+                        writer.remove(d.doc_id)
                         report.files.append(FileReport(d.path, "removed", "file no longer exists",
                                                        d.page_count, d.chunks))
-            if add or remove or rebuild or base is None:
-                t = time.perf_counter()
-                self.store.write_generation(base, remove, add, self.embedders, self.settings.chunk_size,
-                                            self.settings.chunk_overlap)
-                timings["write"] += time.perf_counter() - t
-            if base is not None:
-                base.close()
+            t = time.perf_counter()
+            writer.commit()
+            timings["write"] += time.perf_counter() - t
         report.seconds = time.perf_counter() - t0
         report.timings = timings
         return report
 
     def remove(self, targets: list[str], wait: float = 0.0) -> IngestReport:
-        """Remove documents from the index, named by doc_id, by path as ingested, or by file path (resolved).
-        A target that names no indexed document is a failure of its own; the others are still removed."""
+        """Remove documents from the index, named by doc_id or by file path (resolved). A target that names no
+        indexed document is a failure of its own; the others are still removed."""
         t0 = time.perf_counter()
         report = IngestReport()
-        with self.store.lock(wait=wait):
-            self.store.remove_temporaries()
-            base = self._open_base()
-            docs = list(base.documents().values()) if base is not None else []
-            remove: set[str] = set()
+        with self.backend.writer(self.embedders, *self.chunking, wait=wait) as writer:
+            docs = list(writer.documents().values())
+            removed: set[str] = set()
             for target in targets:
                 resolved = str(Path(target).resolve()) if target else ""
-                found = [d for d in docs if target in (d.doc_id, d.path) or d.abspath == resolved]
+                found = [d for d in docs if target in (d.doc_id, d.path) or d.path == resolved]
                 if not found:
                     report.files.append(FileReport(target, "failed", "not in the index"))
                     continue
                 for d in found:
-                    if d.doc_id not in remove:
-                        remove.add(d.doc_id)
+                    if d.doc_id not in removed:
+                        removed.add(d.doc_id)
+                        writer.remove(d.doc_id)
                         report.files.append(FileReport(d.path, "removed", "", d.page_count, d.chunks))
-            if remove and base is not None:
+            if removed:
                 t = time.perf_counter()
-                self.store.write_generation(base, remove, [], self.embedders, self.settings.chunk_size,
-                                            self.settings.chunk_overlap)
+                writer.commit()
                 report.timings["write"] = time.perf_counter() - t
-            if base is not None:
-                base.close()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _open_base(self) -> Snapshot | None:
-        base = self.store.open(expected_embedder=self.embedder.id)
-        m = base.manifest if base is not None else None
-        if m is not None and m.chunks and (m.chunk_size, m.chunk_overlap) != self.chunking:
-            raise IndexOpenError(
-                f"{self.store.home}: index was built with chunk size {m.chunk_size}/overlap {m.chunk_overlap}; "
-                "rebuild with 'arrival ingest --rebuild PATH...' to change it"
-            )
-        return base
-
-    def _parse_all(self, todo: list[tuple[Path, str]]) -> Iterator[tuple[Path, Parsed | IngestError]]:
-        """Parse files in worker processes (in order), so parsing overlaps embedding in the caller.
+    def _parse_all(self, todo: list[tuple[Path, str, str]]) -> Iterator[tuple[Path, str, Parsed | IngestError]]:
+        """Parse files in worker processes (in order), so parsing overlaps embedding in the caller, and every
+        file, a single upload included, is parsed under the per-process memory cap (`worker_memory_mb`).
 
         A worker that dies (a parser crash on a hostile file) fails that file only: the pool is rebuilt
         for the files after it.
         """
-        workers = self.settings.workers or (os.cpu_count() or 1)
-        if workers <= 1 or len(todo) < 2:
-            for f, sha in todo:
-                try:
-                    yield f, _safe_parse(f, sha, self.limits, self.chunking)
-                except IngestError as exc:
-                    yield f, exc
-            return
+        workers = max(1, min(self.settings.workers or (os.cpu_count() or 1), len(todo)))
         pending = list(todo)
         while pending:
             ctx = multiprocessing.get_context("forkserver")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                      initargs=(self.settings.worker_memory_mb, os.getpid())) as pool:
-                futures = [pool.submit(_safe_parse, f, sha, self.limits, self.chunking) for f, sha in pending]
+                futures = [pool.submit(_safe_parse, f, sha, self.limits, self.chunking) for f, _, sha in pending]
                 done = 0
                 try:
-                    for (f, _), fut in zip(pending, futures, strict=True):
+                    for (f, name, _), fut in zip(pending, futures, strict=True):
                         try:
-                            yield f, fut.result()
+                            yield f, name, fut.result()
                         except IngestError as exc:
-                            yield f, exc
+                            yield f, name, exc
                         done += 1
                 except BrokenProcessPool:
-                    f = pending[done][0]
-                    yield f, IngestError(str(f), "the PDF parser crashed on this file")
+                    f, name, _ = pending[done]
+                    yield f, name, IngestError(str(f), "the PDF parser crashed on this file")
                     done += 1
                     for fut in futures:
                         fut.cancel()

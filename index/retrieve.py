@@ -12,19 +12,16 @@ when one is available for the index's vector spaces, else with the hand-set `fus
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from arrival.errors import IndexOpenError
+from arrival.index.backend import Backend, EmbeddedBackend, open_backend
 from arrival.index.embed import Embedder
 from arrival.index.keyword import fold
-from arrival.index.snapshot import Snapshot, doc_glob_matches
-from arrival.index.store import IndexStore
+from arrival.index.snapshot import doc_glob_matches
 from arrival.index.view import DENSE, E5, View
 from arrival.ingest.lang import detect_query
 from arrival.settings import Settings
@@ -73,10 +70,10 @@ class Candidates:
 class Retriever:
     """`search(query, k) -> list[Hit]` over the live index; `view()` pins one state of it for a request."""
 
-    def __init__(self, home: Path, embedder: Embedder, candidates: int = 100,
+    def __init__(self, index: Path | Backend, embedder: Embedder, candidates: int = 100,
                  weights: FusionWeights | None = None, duplicate_cosine: float = 0.95,
                  translations: bool = True, second: Embedder | None = None, ranker: object | None = None) -> None:
-        self.store = IndexStore(home)
+        self.backend: Backend = EmbeddedBackend(index, embedder.id) if isinstance(index, (str, Path)) else index
         self.embedder = embedder
         self.second = second
         self.candidates = candidates
@@ -84,8 +81,6 @@ class Retriever:
         self.duplicate_cosine = duplicate_cosine
         self.translations = translations
         self.ranker = ranker
-        self._view: Snapshot | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
@@ -101,30 +96,20 @@ class Retriever:
         weights = FusionWeights(settings.keyword_weight_same, settings.keyword_weight_translated,
                                 settings.keyword_weight_cross, settings.question_list_penalty, settings.per_doc_cap,
                                 settings.context_weight)
-        return cls(settings.home, emb, settings.candidates, weights, settings.duplicate_cosine,
+        return cls(open_backend(settings, emb.id), emb, settings.candidates, weights, settings.duplicate_cosine,
                    settings.fold_translations, second, load_default_ranker() if settings.ranker else None)
 
     # -- the live view --------------------------------------------------------------------------------
-    def view(self) -> Snapshot:
-        """The live state of the index, reopened when an ingest has switched it. CURRENT is read once; a view
-        stays readable after a later switch (its files are removed only once unused)."""
-        with self._lock:
-            pointer = self.store.pointer()
-            if pointer is None:
-                raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
-            if self._view is None or pointer != self._view.generation:
-                self._view = self.store.open_generation(pointer, expected_embedder=self.embedder.id)
-            return self._view
+    def view(self) -> View:
+        """The live state of the index (reopened when an ingest has switched it)."""
+        return self.backend.view()
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> View:
         return self.view()
 
-    @contextmanager
-    def pinned(self) -> Iterator[View]:
+    def pinned(self) -> AbstractContextManager[View]:
         """One state of the index for a whole request (search, refusal checks, citations, page texts)."""
-        view = self.view()
-        with self.store.reading(view.generation):
-            yield view
+        return self.backend.pinned()
 
     def knows(self, term: str, view: View | None = None) -> bool:
         """Whether a name occurs in the indexed text: as a word, by its first five letters (Vienne/Vienna,

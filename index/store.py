@@ -36,7 +36,7 @@ from arrival.index.keyword import KeywordIndex
 from arrival.index.lexicon import build_lexicon
 from arrival.index.snapshot import FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
 from arrival.index.vectors import build_vector_index, index_kind
-from arrival.index.view import DENSE, E5
+from arrival.index.view import DENSE, E5, DocInfo
 from arrival.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,52 @@ def _fsync_dir(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as fh:
         os.fsync(fh.fileno())
+
+
+class GenerationWriter:
+    """The embedded backend's `Writer`: collects an ingest's changes and writes them as one new generation."""
+
+    def __init__(self, store: IndexStore, embedders: dict[str, Embedder], chunk_size: int, chunk_overlap: int,
+                 rebuild: bool) -> None:
+        self.store = store
+        self.embedders = embedders
+        self.chunking = (chunk_size, chunk_overlap)
+        self.rebuild = rebuild
+        self.base = None if rebuild else store.open(expected_embedder=embedders[DENSE].id)
+        self._add: list[NewDocument] = []
+        self._remove: set[str] = set()
+        self._moves: dict[str, str] = {}
+        m = self.base.manifest if self.base is not None else None
+        if m is not None and m.chunks and (m.chunk_size, m.chunk_overlap) != self.chunking:
+            self.close()
+            raise IndexOpenError(f"{store.home}: index was built with chunk size {m.chunk_size}/overlap "
+                                 f"{m.chunk_overlap}; rebuild with 'arrival ingest --rebuild PATH...' to change it")
+        if self.base is not None and set(self.base.embedders) != set(embedders):
+            have, want = sorted(self.base.embedders), sorted(embedders)
+            self.close()
+            raise IndexOpenError(f"{store.home}: the index has vector spaces {have}, these settings embed {want}; "
+                                 f"{REBUILD_HINT}")
+
+    def documents(self) -> dict[str, DocInfo]:
+        return self.base.documents() if self.base is not None else {}
+
+    def add(self, new: NewDocument) -> None:
+        self._add.append(new)
+
+    def remove(self, doc_id: str) -> None:
+        self._remove.add(doc_id)
+
+    def move(self, doc_id: str, path: str) -> None:
+        self._moves[doc_id] = path
+
+    def commit(self) -> None:
+        if self._add or self._remove or self._moves or self.rebuild or self.base is None:
+            self.store.write_generation(self.base, self._remove, self._add, self.embedders, *self.chunking,
+                                        moves=self._moves)
+
+    def close(self) -> None:
+        if self.base is not None:
+            self.base.close()
 
 
 class IndexStore:
@@ -212,6 +258,7 @@ class IndexStore:
         embedders: dict[str, Embedder],
         chunk_size: int,
         chunk_overlap: int,
+        moves: dict[str, str] | None = None,
     ) -> Path:
         """Write base minus `remove` (doc ids) plus `add` as a new generation and make it live. `embedders` maps
         vector spaces to embedders: DENSE (required) and E5 (optional, when the index has a second encoder)."""
@@ -232,15 +279,13 @@ class IndexStore:
             qlist: list[float] = []
             row = 0
             if base is not None:
-                if set(base.embedders) != set(spaces):
-                    raise IndexBuildError(f"{self.home}: the index has vector spaces {sorted(base.embedders)}, "
-                                          f"this ingest embeds {spaces}; {REBUILD_HINT}")
                 keep_docs = [d for d in base.documents().values() if d.doc_id not in remove]
                 keep_ids = {d.doc_id for d in keep_docs}
                 for d in keep_docs:
+                    path = (moves or {}).get(d.doc_id, d.path)
                     db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                               (d.doc_id, d.path, d.abspath, d.sha256, d.title, d.page_count,
-                                json.dumps(list(d.languages)), d.size, d.ingested_at))
+                               (d.doc_id, path, path if d.doc_id in (moves or {}) else d.abspath, d.sha256, d.title,
+                                d.page_count, json.dumps(list(d.languages)), d.size, d.ingested_at))
                 db.executemany("INSERT INTO pages VALUES (?,?,?)",
                                [r for r in base.iter_pages() if r[0] in keep_ids])
                 old_rows: list[int] = []

@@ -309,14 +309,18 @@ def test_remote_links_are_never_fetched_in_process(hash_settings, tmp_path: Path
 
         return blocked
 
-    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
-    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
-    monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse("connect_ex"))
+    from arrival.ingest.pdf import PdfLoader
+
     pdf = pdfgen.remote_links_pdf(tmp_path / "links.pdf", "Pangolin linked text about welcome offices.")
-    rep = _ingest(hash_settings, [pdf])  # one file: parsed in this process, under the patches
+    with monkeypatch.context() as m:
+        m.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+        m.setattr(socket, "create_connection", refuse("create_connection"))
+        m.setattr(socket.socket, "connect", refuse("connect"))
+        m.setattr(socket.socket, "connect_ex", refuse("connect_ex"))
+        doc = PdfLoader().load(pdf)  # parsed in this process, under the patches
+    assert attempts == [] and "Pangolin" in doc.pages[0].text
+    rep = _ingest(hash_settings, [pdf])  # ingest parses in a worker process (loopback socket to the forkserver)
     assert [(f.status, f.reason) for f in rep.files] == [("indexed", "")]
-    assert attempts == []
     hits = Retriever.from_settings(hash_settings, HashEmbedder(256)).search("pangolin welcome", k=1)
     assert hits and "Pangolin" in hits[0].text
 
