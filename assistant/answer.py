@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from arrival.assistant import quotes as q
-from arrival.assistant.question import QuestionTerms, asked_value, has_value, question_terms
+from arrival.assistant.question import QuestionTerms, asked_value, has_value, question_terms, unglue_notes
 from arrival.index.keyword import analyze, fold, stopwords
 from arrival.index.retrieve import Filters, Retriever
 from arrival.index.view import View
@@ -106,8 +106,9 @@ class AnswerSettings:
     passages: int = 6  # passages searched for the answer
     passages_per_doc: int = 4  # so that other documents get a look-in on broad questions
     max_citations: int = 3
-    min_score: float = 0.30  # refuse when the best passage's cosine with the question is below this ...
-    min_sentence: float = 0.35  # ... and so is the best sentence's (calibrated, README)
+    min_score: float = 0.22  # refuse when the best passage's cosine with the question is below this, ...
+    min_sentence: float = 0.30  # ... and so is the best sentence's, ...
+    min_e5: float = 0.82  # ... and so is the best passage's e5 cosine (when the index has e5; calibrated, README)
     sure_score: float = 0.45  # above these the named-term check is skipped
     sure_sentence: float = 0.55
     sentence_dense: float = 1.0  # weights of a sentence's evidence: cosine with the question ...
@@ -117,6 +118,7 @@ class AnswerSettings:
     extra_bar: float = 0.85  # a further citation's answer score relative to the first
     topic_coverage: float = 0.34  # a sentence is on the question's topic from this share of its terms ...
     topic_dense: float = 0.45  # ... or this cosine with the question
+    value_names: float = 0.5  # share of the question's names the passage of a quote giving the asked-for value holds
     duplicate_cos: float = 0.9
 
 
@@ -129,6 +131,7 @@ class Scored:
     sentence: q.Sentence
     dense: float = 0.0
     lexical: float = 0.0
+    named: float | None = None  # share of the question's names in its passage (None: the question names none)
     value: bool = False
     score: float = 0.0
     vector: np.ndarray | None = None
@@ -203,9 +206,10 @@ class Assistant:
         hits, sents = ev.hits, ev.sentences
         names = named_terms(question)
         unknown = sum(1 for name in names if not self.retriever.knows(name, ev.view)) if names else 0
-        on_topic_value = any(x.value and self.on_topic(x) for x in sents) if ev.kind is not None else True
+        on_topic_value = any(self.answers_value(x) for x in sents) if ev.kind is not None else True
         return {
             "passage_dense": max((h.scores.get("dense", h.score) for h in hits), default=0.0),
+            "passage_e5": max((h.scores.get("e5", 0.0) for h in hits), default=0.0),
             "sentence_dense": max((x.dense for x in sents), default=0.0),
             "sentence_lexical": max((x.lexical for x in sents), default=0.0),
             "unknown_names": float(unknown),
@@ -221,7 +225,8 @@ class Assistant:
         if not ev.hits:
             return "no-evidence"
         f = self.features(question, ev)
-        close = f["passage_dense"] >= s.min_score or f["sentence_dense"] >= s.min_sentence
+        close = (f["passage_dense"] >= s.min_score or f["sentence_dense"] >= s.min_sentence
+                 or f["passage_e5"] >= s.min_e5)
         if not close:
             return "no-evidence"
         sure = f["passage_dense"] >= s.sure_score or f["sentence_dense"] >= s.sure_sentence
@@ -257,9 +262,13 @@ class Assistant:
         emb = self.retriever.embedder
         qvec = emb.embed_queries([question])[0]
         svecs = emb.embed_passages([x.sentence.text for x in found])
+        named = {h.chunk_id: terms.named_coverage(set(analyze(unglue_notes(h.text), h.lang or lang)))
+                 for h in hits[: s.passages]}
         for x, vec in zip(found, svecs, strict=True):
             x.dense = float(vec @ qvec)
-            x.lexical = terms.coverage(set(analyze(x.sentence.text, x.hit.lang or lang)))
+            tokens = set(analyze(unglue_notes(x.sentence.text), x.hit.lang or lang))
+            x.lexical = terms.coverage(tokens)
+            x.named = named.get(x.hit.chunk_id)
             x.value = kind is not None and has_value(x.sentence.text, kind)
             x.vector = vec
         ev = Evidence(view, hits, found, kind, terms)
@@ -277,6 +286,11 @@ class Assistant:
     def on_topic(self, x: Scored) -> bool:
         return x.lexical >= self.settings.topic_coverage or x.dense >= self.settings.topic_dense
 
+    def answers_value(self, x: Scored) -> bool:
+        """The sentence states the kind of value asked for, on the question's topic, in a passage about what the
+        question names (a year in a passage about another city does not date Amman's strategy)."""
+        return x.value and self.on_topic(x) and (x.named is None or x.named >= self.settings.value_names)
+
     # -- choosing what to cite ------------------------------------------------------------------------
     def choose(self, ev: Evidence, lang: str) -> list[Citation]:
         s = self.settings
@@ -286,7 +300,7 @@ class Assistant:
         ranked = sorted(pool, key=lambda x: (-x.score, x.rank, x.sentence.start))
         first = ranked[0]
         if ev.kind is not None:  # the quote must state the value asked for, on the question's topic
-            typed = [x for x in ranked if x.value and self.on_topic(x)]
+            typed = [x for x in ranked if self.answers_value(x)]
             first = typed[0] if typed else first
         chosen = [first]
         for x in ranked:

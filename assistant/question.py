@@ -47,7 +47,7 @@ _PERSON = re.compile(
 # question patterns -> the kind of value asked for (first match wins; order matters: money before count)
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("money", re.compile(
-        r"\bhow much (?:money|funding|funds|did|does|do|was|is|were|will|has|have)\b"
+        r"\bhow much (?:\w+ )?(?:money|funding|funds)\b|\bhow much (?:did|does|do|was|is|were|will|has|have)\b"
         r"|\bwhat (?:is|was|were|are) the (?:total |annual |overall )?"
         r"(?:cost|costs|budget|amount|price|funding|fees?)\b"
         r"|\b(?:what|which) (?:budget|amount|sum)\b|\bhow (?:large|big) (?:is|was) the (?:budget|fund|funding)\b"
@@ -60,13 +60,14 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
                            r"\bhow much of\b|\bquel(?:le)? (?:pourcentage|part|proportion)\b|\bquel taux\b|"
                            r"\bwhat (?:is|was) the (?:\w+ )?rate\b", re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b|\bwhat number of\b|\bcombien (?:de|d['’])|"
-                         r"\bquel (?:est le )?nombre\b", re.IGNORECASE)),
+                         r"\bquel (?:est le )?nombre\b|\bde combien\b|\bby how much\b", re.IGNORECASE)),
     ("date", re.compile(r"^\s*when (?:did|was|were|will|is|does|do|has|had)\b|\b(?:what|which) year\b|"
                         r"\bwhat date\b|^\s*quand\b|\bquelle (?:année|date)\b|\bdepuis quand\b|"
                         r"\ben quelle année\b|\bà quelle date\b", re.IGNORECASE)),
     ("person", re.compile(
         rf"\b(?:who|whom|qui)\b[^?]*\b(?:{_ROLE})\b|\b(?:{_ROLE})\b[^?]*\b(?:who|whom|qui)\b|"
-        rf"\b(?:name|nom|named|nommé|nommée)\b[^?]*\b(?:{_ROLE})\b|\bwho (?:is|was) (?:the )?(?:{_ROLE})\b",
+        rf"\b(?:name|nom|named|nommé|nommée)\b[^?]*\b(?:{_ROLE})\b|\bwho (?:is|was) (?:the )?(?:{_ROLE})\b|"
+        rf"\b(?:which|what|quel|quelle) (?:{_ROLE})\b",
         re.IGNORECASE)),
 )
 
@@ -96,7 +97,11 @@ def asked_value(question: str) -> str | None:
 
 
 def has_value(text: str, kind: str) -> bool:
-    """Whether `text` states a value of that kind (a figure with a currency, a year, a person's name, ...)."""
+    """Whether `text` states a value of that kind (a figure with a currency, a year, a person's name, ...). A count
+    is a number that is not a year (the year a programme started does not say how many it served)."""
+    if kind == "count":
+        return bool(_NUMBER_WORDS.search(text)) or any(not _YEAR.fullmatch(m.group(0).strip())
+                                                       for m in _NUM.finditer(text))
     return any(p.search(text) for p in _VALUE.get(kind, ()))
 
 
@@ -129,6 +134,14 @@ class QuestionTerms:
         if not named:
             return None
         return sum(t.weight for t in named if t.forms & analysed) / sum(t.weight for t in named)
+
+
+_GLUED_NOTE = re.compile(r"(?<=\d)(?:[ivxlc]{1,6})\b")
+
+
+def unglue_notes(text: str) -> str:
+    """"2050i" -> "2050": a note marker glued to a figure hides the figure from word matching."""
+    return _GLUED_NOTE.sub("", text)
 
 
 def question_terms(question: str, lang: str, view: object) -> QuestionTerms:

@@ -43,6 +43,7 @@ def test_a_passage_printed_in_two_guidance_files_takes_one_place(retriever):
     places = {top.source.rsplit("/", 1)[-1], *(src.rsplit("/", 1)[-1] for src, _ in top.also)}
     assert {"STEP 4 - MISE EN CUVRE.pdf", "STEP 4 - ACTION.pdf"} <= places, places
     assert len({h.text for h in hits}) == len(hits)
-    unfolded = Retriever(retriever.store.home, retriever.embedder, weights=retriever.weights, duplicate_cosine=0)
+    unfolded = Retriever(retriever.backend, retriever.embedder, weights=retriever.weights, duplicate_cosine=0,
+                          second=retriever.second, ranker=retriever.ranker)
     again = unfolded.search("Existe-t-il une approche uniforme de la mise en œuvre du Pacte mondial ?", k=5)
     assert again[0].text == again[1].text == top.text
