@@ -41,11 +41,13 @@ _ROLE = (r"mayor|minister|director|head|chair|chairman|chairwoman|chairperson|pr
 _PERSON = re.compile(
     r"(?:\b(?:M\.|Mme|Mr\.?|Mrs\.?|Ms\.?|Dr\.?|Mayor|Maire|Minister|Ministre|Président|President)\s+"
     r"[A-ZÀ-Þ][a-zà-ÿ]+)"
-    rf"|(?:\b(?:{_ROLE})\b[^.;:]{{0,40}}?[A-ZÀ-Þ][a-zà-ÿ]+\s+[A-ZÀ-Þ][a-zà-ÿ]+)"
-    rf"|(?:[A-ZÀ-Þ][a-zà-ÿ]+\s+[A-ZÀ-Þ][a-zà-ÿ]+,\s+(?:the\s+|le\s+|la\s+)?(?:{_ROLE})\b)")
+    rf"|(?:\b(?i:{_ROLE})\b[^.;:]{{0,40}}?[A-ZÀ-Þ][a-zà-ÿ]+\s+[A-ZÀ-Þ][a-zà-ÿ]+)"
+    rf"|(?:[A-ZÀ-Þ][a-zà-ÿ]+\s+[A-ZÀ-Þ][a-zà-ÿ]+,\s+(?:the\s+|le\s+|la\s+)?(?i:{_ROLE})\b)")
 
 # question patterns -> the kind of value asked for (first match wins; order matters: money before count)
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # a change asked for ("by how much did the cost fall") is a number of any kind: percent, money or count
+    ("count", re.compile(r"\bby how much\b|\bde combien\b", re.IGNORECASE)),
     ("money", re.compile(
         r"\bhow much (?:\w+ )?(?:money|funding|funds)\b|\bhow much (?:did|does|do|was|is|were|will|has|have)\b"
         r"|\bwhat (?:is|was|were|are) the (?:total |annual |overall )?"
@@ -60,7 +62,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
                            r"\bhow much of\b|\bquel(?:le)? (?:pourcentage|part|proportion)\b|\bquel taux\b|"
                            r"\bwhat (?:is|was) the (?:\w+ )?rate\b", re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b|\bwhat number of\b|\bcombien (?:de|d['’])|"
-                         r"\bquel (?:est le )?nombre\b|\bde combien\b|\bby how much\b", re.IGNORECASE)),
+                         r"\bquel (?:est le )?nombre\b", re.IGNORECASE)),
     ("date", re.compile(r"^\s*when (?:did|was|were|will|is|does|do|has|had)\b|\b(?:what|which) year\b|"
                         r"\bwhat date\b|^\s*quand\b|\bquelle (?:année|date)\b|\bdepuis quand\b|"
                         r"\ben quelle année\b|\bà quelle date\b", re.IGNORECASE)),

@@ -28,6 +28,9 @@ _FOOTNOTE_START = re.compile(r"^\s*(?:\d{1,3}|[ivx]{1,5})\s+(?=[A-ZÀ-Þ«“\"]
 _TOC = re.compile(r"\.{4,}|…{2,}|\s\d{1,3}\s*$")
 _CITED_WORK = re.compile(r"\((?:n\.\s?d\.|[^()]{0,60}?(?:19|20)\d\d[a-z]?)\)\s*[.,;]?\s*$"
                          r"|,\s*(?:\w+\s+)?(?:19|20)\d\d\s*\.?\s*$|^\s*\[")
+# a sentence that ends by citing its source, "... as valid proof of ID” (National Immigration Law Center, 2015).", is
+# a statement; a reference list entry ends with its year in parentheses without the comma ("Smith, J. (2015).")
+_IN_TEXT_CITATION = re.compile(r"(?<=\S)\s*\([^()]{3,60}?,\s*(?:19|20)\d\d[a-z]?\)\s*\.\s*$")
 _INTERROGATIVE = re.compile(
     r"^\s*(?:quels?|quelles?|comment|pourquoi|combien|en quoi|dans quelle mesure|est-ce|existe-t-il|qui|où|"
     r"what|how|why|which|who|where|when|to what extent|is there|are there|does|do|can|should|has|have)\b",
@@ -147,7 +150,7 @@ def quotable(text: str) -> bool:
     words = _WORD.findall(s)
     if len(words) < MIN_WORDS:
         return False
-    if _URL.search(s) or _BIBLIO.search(s) or _TOC.search(s) or _CITED_WORK.search(s):
+    if _URL.search(s) or _BIBLIO.search(s) or _TOC.search(s) or _CITED_WORK.search(_IN_TEXT_CITATION.sub(".", s)):
         return False
     if _FOOTNOTE_START.match(s) and not s.rstrip().endswith((".", "!", "…")):
         return False
