@@ -20,10 +20,11 @@ def phase_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     settings = phase_settings(spec)
     files = corpus_pdfs(spec["corpus"])
     embedder = phase_embedder(settings)
-    report = Indexer(settings, embedder).ingest([Path(spec["corpus"])])
+    indexer = Indexer.from_settings(settings, embedder)  # what `arrival ingest` runs: the second encoder too
+    report = indexer.ingest([Path(spec["corpus"])])
     indexed = [f for f in report.files if f.status == "indexed"]
     cold_rss = maxrss_mb(resource.RUSAGE_SELF)
-    again = Indexer(settings, embedder).ingest([Path(spec["corpus"])])
+    again = indexer.ingest([Path(spec["corpus"])])
     return {
         "files": len(files), "indexed": len(indexed), "failed": [f.to_json() for f in report.failed],
         "pages": sum(f.pages for f in indexed), "chunks": sum(f.chunks for f in indexed),
@@ -31,6 +32,7 @@ def phase_ingest(spec: dict[str, Any]) -> dict[str, Any]:
         "noop_seconds": again.seconds, "noop_unchanged": sum(1 for f in again.files if f.status == "unchanged"),
         "main_rss_mb": cold_rss, "workers": settings.workers or (os.cpu_count() or 1),
         "embedder": embedder.id,
+        "second_embedder": ",".join(e.id for e in indexer.embedders.values() if e is not embedder),
     }
 
 

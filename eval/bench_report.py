@@ -24,6 +24,7 @@ def summarize(ingest: dict[str, Any], lc: dict[str, Any], serve: dict[str, Any],
             rows.append({"n": s["n"], **{k: v for k, v in r.items() if k != "sweep"},
                          **({"sweep": r["sweep"]} if "sweep" in r else {})})
     return {
+        "ingest_embedders": ",".join(x for x in (ingest.get("embedder"), ingest.get("second_embedder")) if x),
         "corpus_files": ingest["files"], "corpus_pages": ingest["pages"], "corpus_chunks": ingest["chunks"],
         "ingest_seconds": round(secs, 3),
         "ingest_pages_per_s": round(ingest["pages"] / secs, 2) if secs > 0 else 0.0,
@@ -129,7 +130,7 @@ def markdown_table(r: dict[str, Any]) -> str:
         f"{_f(r['ingest_chunks_per_s'])} chunks/s) |",
         f"| — parse + clean (pypdf, {r['ingest_parse_workers']} worker processes, summed) | {_f(t.get('parse'))} s |",
         f"| — chunk (summed over workers) | {_f(t.get('chunk'), 2)} s |",
-        f"| — embed (main process) | {_f(t.get('embed'))} s |",
+        f"| — embed (main process; {r.get('ingest_embedders') or 'primary embedder'}) | {_f(t.get('embed'))} s |",
         f"| — write index (SQLite, vectors, FAISS, BM25) | {_f(t.get('write'), 2)} s |",
         f"| — hash files | {_f(t.get('hash'), 2)} s |",
         f"| No-op re-ingest | {_f(r['noop_reingest_seconds'], 2)} s (fresh `arrival ingest` process: "
