@@ -10,6 +10,16 @@
 
 Labels follow the browser's language (gr.I18n); text rendered by the server follows the request's
 Accept-Language (assistant/i18n.py). Rendering is in assistant/render.py: everything from a document is escaped.
+
+Session state: Gradio keeps a table of components per session. A property update (`gr.update(...)`, `gr.skip()`,
+a component returned by a handler) replaces the component in that table by a new object with a new id; the next
+time the component is read as an input or given a plain value, Gradio also files the replacement under its own
+id, and that entry is never removed. A component the chat reads or gives plain values to (the question box, the
+sources) therefore never gets an update, and one that gets updates (the export button, the first screen, the
+example buttons) is never read. The chat used to stream into the question box and the sources with `gr.skip()`:
+two entries per question in every session (20 load users, 5 minutes: 1,062 questions, 1,066 Textbox and 1,071
+HTML objects more alive at the end). A question is now three steps: take it from the box, stream the answer into
+the chatbot only, then show its sources and export once (tests/test_ui_session.py counts the table).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +72,9 @@ log = logging.getLogger(__name__)
 CSS_PATH = Path(__file__).with_name("static") / "ui.css"
 EXAMPLES = 4
 MAX_TURNS = 20  # answers remembered for follow-ups and the export
+BUSY_S = 600.0  # a question asked while the session's answer is under way is left in the box, for at most this long
+BUSY = "an answer is under way in this session"
+EXAMPLE_IDS = {f"arrival-example-{i}": i for i in range(EXAMPLES)}
 
 
 def viewer_panel(lang: str) -> str:
@@ -78,17 +92,18 @@ def viewer_panel(lang: str) -> str:
 
 
 def example_updates(backend: Backend) -> tuple[Any, ...]:
-    """The first screen: the overview line and the example buttons (hidden when there are none)."""
+    """The first screen: the overview, an update per example button (hidden when there is no example), and the
+    examples' questions (the buttons are never read: a click takes its question from this list)."""
     from arrival.assistant.examples import overview
 
     try:
         ov = overview(backend)
     except ArrivalError:
         ov = None
-    examples = list(ov.examples) if ov else []
-    buttons = [gr.Button(value=examples[i].text, visible=True) if i < len(examples) else gr.Button(visible=False)
+    texts = [e.text for e in ov.examples][:EXAMPLES] if ov else []
+    buttons = [gr.update(value=texts[i], visible=True) if i < len(texts) else gr.update(visible=False)
                for i in range(EXAMPLES)]
-    return (ov, *buttons)
+    return (ov, *buttons, texts)
 
 
 def build_blocks(backend: Backend) -> gr.Blocks:
@@ -106,6 +121,10 @@ def build_blocks(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="arrival", fill_width=True, delete_cache=(3600, 3600)) as demo:
         last_answer = gr.State(None)
         conversation = gr.State([])  # the answers so far (their question as searched): follow-ups, the export
+        asked = gr.State(None)  # the question taken from the box (or an example) for the answer under way
+        export_file = gr.State(None)  # the conversation's Markdown, written with the last answer
+        busy = gr.State(0.0)  # time.monotonic() when the session's answer under way was asked (0: none)
+        example_texts = gr.State([])  # the example buttons' questions
         with gr.Row(elem_id="arrival-header"):
             gr.Markdown(f"## arrival\n{i18n('subtitle')}", elem_id="arrival-title")
         with gr.Tabs(elem_id="arrival-tabs"):
@@ -151,23 +170,42 @@ def build_blocks(backend: Backend) -> gr.Blocks:
             with gr.Tab(i18n("tab_library"), id="library", elem_id="arrival-tab-library") as library_tab:
                 library = build_library_tab(backend, i18n)
 
-        # -- the chat ---------------------------------------------------------------------------------------
-        def respond(message: str, history: list[dict[str, Any]] | None, lang_filter: list[str] | None,
+        # -- the chat: take the question, stream the answer into the chatbot, then show its sources ---------
+        def take_question(message: str, texts: list[str] | None, started: float, last: Answer | None,
+                          event: gr.EventData, request: gr.Request) -> tuple[Any, ...]:
+            """Enter, Ask or an example: the question moves to `asked` and the box is cleared; the sources, the
+            export and the first screen are reset. While the session's answer is under way the question is not
+            taken: the box keeps it and the chain stops here (an error nobody sees; `.success` below)."""
+            lang = request_lang(request)
+            if started and time.monotonic() - started < BUSY_S:
+                raise gr.Error(BUSY, visible=False, print_exception=False)
+            text = message
+            example = EXAMPLE_IDS.get(str(getattr(getattr(event, "target", None), "elem_id", "") or ""))
+            if example is not None:
+                text = texts[example] if texts and example < len(texts) else ""
+            if not " ".join((text or "").split()):  # an empty question: respond says why, the rest is left as it is
+                return message, "", render_sources(last, lang, viewer=viewer_on), gr.skip(), gr.skip(), 0.0
+            return ("", text, render_sources(None, lang), gr.update(value=None, interactive=False),
+                    gr.update(visible=False), time.monotonic())
+
+        def respond(message: str | None, history: list[dict[str, Any]] | None, lang_filter: list[str] | None,
                     doc_filter: list[str] | None, k_value: float, conv: list[Answer] | None = None,
                     request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+            """The answer streamed into the chatbot: (history, last answer, conversation, export file); the three
+            states are set once, at the end."""
             lang = request_lang(request)
             history = list(history or [])
             conv = list(conv or [])
+            keep = gr.skip()  # a state left as it is (a State is never replaced, unlike a component)
             q = " ".join((message or "").split())
             if not q:
                 warn(t("empty_question", lang))
-                yield message, list(history), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                yield history, keep, keep, keep
                 return
-            asked = rewrite(q, conv[-1].question if conv and history else "")
-            note = rewritten_note(asked.query, lang) if asked.rewritten else ""
+            asked_q = rewrite(q, conv[-1].question if conv and history else "")
+            note = rewritten_note(asked_q.query, lang) if asked_q.rewritten else ""
             history += [{"role": "user", "content": chat_text(q)}, {"role": "assistant", "content": note + "…"}]
-            no_file = gr.DownloadButton(value=None, interactive=False)
-            yield "", list(history), render_sources(None, lang), None, no_file, gr.skip(), gr.Column(visible=False)
+            yield list(history), keep, keep, keep
             text = ""
             final: Answer | None = None
             try:
@@ -175,38 +213,44 @@ def build_blocks(backend: Backend) -> gr.Blocks:
                     raise IndexOpenError("no index yet")
                 assistant = backend.assistant()
                 filters = Filters(tuple(lang_filter or ()), tuple(doc_filter or ()))
-                for part in assistant.stream(asked.query, k=int(k_value), filters=filters):
+                for part in assistant.stream(asked_q.query, k=int(k_value), filters=filters):
                     if isinstance(part, Answer):
                         final = part
                     else:
                         text += part
                         history[-1] = {"role": "assistant", "content": note + chat_text(text)}
-                        yield gr.skip(), list(history), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                        yield list(history), keep, keep, keep
             except Exception as exc:
                 if not isinstance(exc, ArrivalError):
-                    log.exception("answering %r failed", asked.query)
+                    log.exception("answering %r failed", asked_q.query)
                 msg = friendly_error(exc, lang)
                 warn(msg)
                 history[-1] = {"role": "assistant", "content": chat_text(msg)}
-                yield gr.skip(), list(history), render_sources(None, lang), None, gr.skip(), gr.skip(), gr.skip()
+                yield list(history), None, keep, None
                 return
             if final is None:
+                yield list(history), None, keep, None
                 return
             history[-1] = {"role": "assistant", "content": note + chat_text(final.answer)}
+            path: str | None = None
             try:
                 turns = [*conv, final][-MAX_TURNS:] if history[:-2] else [final]
-                path = write_export(exports, "arrival-conversation", ".md", export_conversation(turns, final.lang))
-                export_value = gr.DownloadButton(value=str(path), interactive=True)
+                path = str(write_export(exports, "arrival-conversation", ".md",
+                                        export_conversation(turns, final.lang)))
             except OSError:
                 log.exception("could not write the export file")
-                export_value = gr.DownloadButton(value=None, interactive=False)
             conv = [*(conv if history[:-2] else []), final][-MAX_TURNS:]
-            yield (gr.skip(), list(history), render_sources(final, lang, viewer=viewer_on), final, export_value, conv,
-                   gr.skip())
+            yield list(history), final, conv, path
+
+        def show_answer(last: Answer | None, path: str | None, request: gr.Request) -> tuple[Any, ...]:
+            """The sources of the last answer and its export, once the answer is complete; the session is free."""
+            ready = bool(path) and Path(str(path)).is_file()  # exports older than a day are removed
+            return (render_sources(last, request_lang(request), viewer=viewer_on),
+                    gr.update(value=path if ready else None, interactive=ready), 0.0)
 
         def clear_all(request: gr.Request) -> tuple[Any, ...]:
-            return ([], render_sources(None, request_lang(request)), None,
-                    gr.DownloadButton(value=None, interactive=False), "", [], gr.Column(visible=True))
+            return ([], render_sources(None, request_lang(request)), None, gr.update(value=None, interactive=False),
+                    "", [], gr.update(visible=True), None)
 
         def on_load(current: list[str] | None, current_search: list[str] | None, request: gr.Request
                     ) -> tuple[Any, ...]:
@@ -223,22 +267,23 @@ def build_blocks(backend: Backend) -> gr.Blocks:
         def load_examples() -> tuple[Any, ...]:
             return tuple(example_updates(backend)[1:])
 
-        chat_outputs = [question, chatbot, sources, last_answer, export, conversation, welcome]
-        chat_inputs = [question, chatbot, langs, docs, k, conversation]
-        ask.click(respond, chat_inputs, chat_outputs, concurrency_limit=4, show_progress="hidden")
-        question.submit(respond, chat_inputs, chat_outputs, concurrency_limit=4, show_progress="hidden")
-        for button in example_buttons:
-            button.click(respond, [button, chatbot, langs, docs, k, conversation], chat_outputs,
-                         concurrency_limit=4, show_progress="hidden")
-        clear.click(clear_all, None, [chatbot, sources, last_answer, export, question, conversation, welcome],
-                    queue=False)
+        triggers = [ask.click, question.submit, *(b.click for b in example_buttons)]
+        gr.on(triggers, take_question, [question, example_texts, busy, last_answer],
+              [question, asked, sources, export, welcome, busy], queue=False, show_progress="hidden").success(
+            respond, [asked, chatbot, langs, docs, k, conversation], [chatbot, last_answer, conversation, export_file],
+            concurrency_limit=4, show_progress="hidden").then(
+            show_answer, [last_answer, export_file], [sources, export, busy], queue=False, show_progress="hidden")
+        clear.click(clear_all, None, [chatbot, sources, last_answer, export, question, conversation, welcome,
+                                      export_file], queue=False)
         demo.load(on_load, [docs, search_docs], [docs, search_docs, panel, overview_html], queue=False)
-        demo.load(load_examples, None, example_buttons, show_progress="hidden")
+        first_screen = [*example_buttons, example_texts]
+        demo.load(load_examples, None, first_screen, show_progress="hidden")
+
         def load_overview(request: gr.Request) -> str:
             from arrival.assistant.examples import summary
 
             return render_overview(summary(backend), request_lang(request))
 
-        library.connect(demo, library_tab, dropdowns=(docs, search_docs), first_screen=(overview_html, example_buttons),
+        library.connect(demo, library_tab, dropdowns=(docs, search_docs), first_screen=(overview_html, first_screen),
                         load_overview=load_overview, load_examples=load_examples)
     return demo

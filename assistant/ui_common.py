@@ -50,6 +50,9 @@ def document_choices(backend: Backend) -> list[tuple[str, str]]:
 
 
 def refresh_dropdown(backend: Backend, current: list[str] | None) -> Any:
+    """An update of a documents dropdown: today's documents, the ones chosen kept if still indexed. (A dropdown
+    updated this way and then read adds one entry to the session's table (assistant/ui.py): once per refresh,
+    which only follows a page load or a change of the library.)"""
     choices = document_choices(backend)
     values = {v for _, v in choices}
-    return gr.Dropdown(choices=choices, value=[v for v in (current or []) if v in values])
+    return gr.update(choices=choices, value=[v for v in (current or []) if v in values])

@@ -1,6 +1,10 @@
 """The Library tab: every indexed document (title, language, pages, passages, when it was added, status) and the
 uploads that failed (with why); a filter by title; removing a document after a confirmation; adding documents by
-upload with a progress bar per file (assistant/library.py does the work)."""
+upload with a progress bar per file (assistant/library.py does the work).
+
+The removal dropdown gets updates (its choices follow the filter and the index), so it is read only to remove
+a document; the table, the upload box and the progress get plain values only (assistant/ui.py says why).
+"""
 
 from __future__ import annotations
 
@@ -51,38 +55,45 @@ class LibraryTab:
     progress: gr.HTML
 
     def connect(self, demo: gr.Blocks, tab: gr.Tab, dropdowns: tuple[gr.Dropdown, gr.Dropdown],
-                first_screen: tuple[gr.HTML, Sequence[gr.Button]], load_overview: Callable[..., Any],
+                first_screen: tuple[gr.HTML, Sequence[Any]], load_overview: Callable[..., Any],
                 load_examples: Callable[..., Any]) -> None:
         """Events, including those that refresh the other tabs after the index changed: `dropdowns` are the chat's
-        and the search's document filters."""
+        and the search's document filters; `first_screen` is the chat's overview and what `load_examples` sets."""
         from arrival.assistant.ui_common import refresh_dropdown, request_lang, warn
 
         backend = self.backend
 
-        def show(query: str, current: str | None, request: gr.Request) -> tuple[Any, ...]:
+        def show(query: str, request: gr.Request) -> tuple[Any, ...]:
+            """The table and the removal choices for the filter (the choice made, if any, is kept)."""
             lang = request_lang(request)
-            choices = removal_choices(backend, query or "")
-            values = {v for _, v in choices}
             return (render_library(library_rows(backend, query or ""), lang, query or ""),
-                    gr.Dropdown(choices=choices, value=current if current in values else None))
+                    gr.update(choices=removal_choices(backend, query or "")))
+
+        def refreshed(query: str, chat_docs: list[str] | None, search_docs: list[str] | None,
+                      request: gr.Request) -> tuple[Any, ...]:
+            """After a removal or an upload: the table, the removal choices (none chosen) and the documents
+            dropdowns of the other tabs."""
+            lang, q = request_lang(request), query or ""
+            return (render_library(library_rows(backend, q), lang, q),
+                    gr.update(choices=removal_choices(backend, q), value=None),
+                    *(refresh_dropdown(backend, c) for c in (chat_docs, search_docs)))
 
         def ask_confirm(choice: str | None, request: gr.Request) -> tuple[Any, ...]:
             lang = request_lang(request)
             if not choice:
                 warn(t("lib_pick_first", lang))
-                return gr.Group(visible=False), ""
+                return gr.update(visible=False), ""
             if choice.startswith(FAILED):
                 text = t("lib_confirm_failed", lang, title=choice[len(FAILED):])
             else:
                 info = backend.documents().get(choice)
                 if info is None:
                     warn(t("lib_gone", lang))
-                    return gr.Group(visible=False), ""
+                    return gr.update(visible=False), ""
                 text = t("lib_confirm_text", lang, title=info.title.strip() or Path(info.path).name)
-            return gr.Group(visible=True), f'<p class="lib-confirm" role="alert">{html.escape(text)}</p>'
+            return gr.update(visible=True), f'<p class="lib-confirm" role="alert">{html.escape(text)}</p>'
 
-        def do_remove(choice: str | None, query: str, chat_docs: list[str] | None, search_docs: list[str] | None,
-                      request: gr.Request) -> tuple[Any, ...]:
+        def do_remove(choice: str | None, request: gr.Request) -> tuple[Any, ...]:
             lang = request_lang(request)
             message = ""
             try:
@@ -98,54 +109,44 @@ class LibraryTab:
                     log.exception("removing %r failed", choice)
                 message = friendly_error(exc, lang)
                 warn(message)
-            table, pick = show(query, None, request)
-            drops = [refresh_dropdown(backend, c) for c in (chat_docs, search_docs)]
-            return (gr.Group(visible=False), f'<p class="lib-status-line" role="status">{html.escape(message)}</p>',
-                    table, pick, *drops)
+            return gr.update(visible=False), f'<p class="lib-status-line" role="status">{html.escape(message)}</p>'
 
-        def on_upload(files: list[str] | str | None, query: str, chat_docs: list[str] | None,
-                      search_docs: list[str] | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        def on_upload(files: list[str] | str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            """The progress of each file, streamed into the progress panel (the upload box is emptied at once, its
+            files being on the server); the table and the dropdowns are refreshed after (`refreshed`)."""
             lang = request_lang(request)
             paths = [files] if isinstance(files, str) else list(files or [])
-            keep = [gr.skip()] * 4
             if not paths:
-                yield ("", None, *keep)
+                yield "", None
                 return
             try:
                 for progress, results in upload_with_progress(backend, [(Path(p).name, Path(p)) for p in paths]):
-                    if results is None:
-                        yield (render_upload_progress(progress, lang), gr.skip(), *keep)
-                        continue
-                    bad = [r for r in results if r.status == "failed"]
+                    bad = [r for r in results or [] if r.status == "failed"]
                     if bad:
                         warn(", ".join(f"{r.name}: {t(r.reason, lang) if r.reason else r.reason}" for r in bad))
-                    table, pick = show(query, None, request)
-                    drops = [refresh_dropdown(backend, c) for c in (chat_docs, search_docs)]
-                    yield (render_upload_progress(progress, lang), None, table, pick, *drops)
+                    yield render_upload_progress(progress, lang), None
             except Exception as exc:
                 if not isinstance(exc, ArrivalError):
                     log.exception("upload failed")
                 msg = friendly_error(exc, lang)
                 warn(msg)
-                yield (f'<p class="upload-note error" role="alert">{html.escape(msg)}</p>', None, *keep)
+                yield f'<p class="upload-note error" role="alert">{html.escape(msg)}</p>', None
 
-        overview_html, buttons = first_screen
-        self.filter.change(show, [self.filter, self.pick], [self.table, self.pick], queue=False,
-                           show_progress="hidden")
-        tab.select(show, [self.filter, self.pick], [self.table, self.pick], queue=False, show_progress="hidden")
-        demo.load(show, [self.filter, self.pick], [self.table, self.pick], queue=False)
+        overview_html, examples = first_screen
+        self.filter.change(show, [self.filter], [self.table, self.pick], queue=False, show_progress="hidden")
+        tab.select(show, [self.filter], [self.table, self.pick], queue=False, show_progress="hidden")
+        demo.load(show, [self.filter], [self.table, self.pick], queue=False)
         self.remove.click(ask_confirm, [self.pick], [self.confirm_box, self.confirm_text], queue=False)
-        self.cancel.click(lambda: (gr.Group(visible=False), ""), None, [self.confirm_box, self.confirm_text],
+        self.cancel.click(lambda: (gr.update(visible=False), ""), None, [self.confirm_box, self.confirm_text],
                           queue=False)
-        self.confirm.click(do_remove, [self.pick, self.filter, *dropdowns],
-                           [self.confirm_box, self.status, self.table, self.pick, *dropdowns],
-                           concurrency_limit=1).then(load_overview, None, overview_html, queue=False).then(
-                               load_examples, None, list(buttons), show_progress="hidden")
-        self.upload.upload(on_upload, [self.upload, self.filter, *dropdowns],
-                           [self.progress, self.upload, self.table, self.pick, *dropdowns],
-                           concurrency_limit=1, show_progress="hidden"
-                           ).then(load_overview, None, overview_html, queue=False).then(
-                               load_examples, None, list(buttons), show_progress="hidden")
+        after = (refreshed, [self.filter, *dropdowns], [self.table, self.pick, *dropdowns])
+        for changed in (self.confirm.click(do_remove, [self.pick], [self.confirm_box, self.status],
+                                           concurrency_limit=1),
+                        self.upload.upload(on_upload, [self.upload], [self.progress, self.upload], concurrency_limit=1,
+                                           show_progress="hidden")):
+            changed.then(*after, queue=False, show_progress="hidden").then(
+                load_overview, None, overview_html, queue=False).then(
+                load_examples, None, list(examples), show_progress="hidden")
 
 
 def build_library_tab(backend: Backend, i18n: Any) -> LibraryTab:

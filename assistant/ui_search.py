@@ -53,7 +53,7 @@ def build_search_tab(backend: Backend, i18n: Any, exports: Path) -> gr.Dropdown:
             request: gr.Request) -> tuple[Any, ...]:
         lang = request_lang(request)
         q = " ".join((q or "").split())
-        off = gr.DownloadButton(value=None, interactive=False)
+        off = gr.update(value=None, interactive=False)
         if not q:
             return render_search_results("", [], lang), off, off
         try:
@@ -78,8 +78,8 @@ def build_search_tab(backend: Backend, i18n: Any, exports: Path) -> gr.Dropdown:
         except OSError:
             log.exception("could not write the search exports")
             return html_out, off, off
-        return (html_out, gr.DownloadButton(value=str(csv_path), interactive=True),
-                gr.DownloadButton(value=str(jsonl_path), interactive=True))
+        return (html_out, gr.update(value=str(csv_path), interactive=True),
+                gr.update(value=str(jsonl_path), interactive=True))
 
     inputs = [query, langs, docs, mode, k]
     outputs = [results, csv_button, jsonl_button]

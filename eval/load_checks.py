@@ -25,7 +25,10 @@ from arrival.assistant.answer import LEAD, NO_VALUE, REFUSAL
 from arrival.assistant.server import is_loopback
 from arrival.errors import ArrivalError
 
-API_NAME = "/respond"  # the chat's event (the Send button; Enter in the question box is /respond_1, the same fn)
+# The chat's events for one question, run one after the other as the page chains them (Enter, Ask or an example):
+# take the question from the box, stream the answer into the chatbot, show its sources and export.
+API_TAKE, API_NAME, API_SHOW = "/take_question", "/respond", "/show_answer"
+API_CLEAR = "/clear_all"  # the Clear button
 CLEAR_EVERY = 10  # questions before a simulated user clears its chat
 
 # What the assistant writes (assistant/answer.py), as the chat shows it: the lead line of an answer, a refusal,
@@ -119,15 +122,31 @@ def client(url: str, timeout: float) -> Any:
                   httpx_kwargs={"trust_env": False, "timeout": timeout})
 
 
-def ask(client: Any, question: str, history: list[Any], timeout: float) -> Any:
-    """The final outputs of the chat's event for one question (the chat's defaults: no filters, k=5)."""
-    job = client.submit(question, history, [], [], 5, api_name=API_NAME)
+def _call(client: Any, timeout: float, *args: Any, api_name: str) -> Any:
+    job = client.submit(*args, api_name=api_name)
     try:
         return job.result(timeout=timeout)
     except BaseException:
         with contextlib.suppress(Exception):
             job.cancel()
         raise
+
+
+def ask(client: Any, question: str, history: list[Any], timeout: float) -> tuple[Any, ...]:
+    """One question through the chat's three events, as the page runs them (the chat's defaults: no filters,
+    k=5): (question box, chat history, sources, export button) once the answer is complete. The last event runs
+    even when the answer failed, as the page's does."""
+    box = _call(client, timeout, question, api_name=API_TAKE)[0]
+    try:
+        history = _call(client, timeout, history, [], [], 5, api_name=API_NAME)
+    finally:
+        sources, export = _call(client, timeout, api_name=API_SHOW)
+    return box, history, sources, export
+
+
+def clear(client: Any, timeout: float) -> None:
+    """The Clear button: an empty chat, no sources, no export, the first screen again."""
+    _call(client, timeout, api_name=API_CLEAR)
 
 
 # -- the checks ------------------------------------------------------------------------------------------------

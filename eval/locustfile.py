@@ -1,7 +1,8 @@
 """Locust users for `arrival load`: each simulated user is a Locust `User` with its own `gradio_client.Client`
-(its own Gradio session), asking the questions of eval/load_checks.py through the chat's own `respond` event,
-so retrieval and the extractive answer run for real, exactly as for a person at the browser. A user keeps its
-chat history like a browser tab does (sending it back with each question) and clears it every `CLEAR_EVERY`
+(its own Gradio session), asking the questions of eval/load_checks.py through the chat's own events (take the
+question, stream the answer, show its sources: the chain the page runs), so retrieval and the extractive answer
+run for real, exactly as for a person at the browser. A user keeps its chat history like a browser tab does
+(sending it back with each question) and clears it, with the Clear button's event, every `CLEAR_EVERY`
 questions; each reply, and the export file a click on Export downloads, is checked (eval/load_checks.py).
 
 Run by eval/load.py in a Locust process of its own (`python -m locust --headless -f eval/locustfile.py`; Locust
@@ -36,6 +37,7 @@ from arrival.eval.load_checks import (
     ask,
     check_export,
     check_reply,
+    clear,
     client,
     error_name,
 )
@@ -150,13 +152,14 @@ class ChatUser(User):
             raise StopUser()
         qi = self.i % len(QUESTIONS)
         question = QUESTIONS[qi][0]
-        if self.asked and self.asked % CLEAR_EVERY == 0:
-            self.history = []
-        t = time.monotonic()
-        start = t - (run.t0 or t)
         error: str | None
         outcome = ""
+        t = time.monotonic()
         try:
+            if self.asked and self.asked % CLEAR_EVERY == 0:
+                self.history = []
+                clear(self.client, run.timeout)
+                t = time.monotonic()  # the latency is the question's
             outputs = ask(self.client, question, self.history, run.timeout)
         except Exception as exc:  # every failure of one request is recorded, the user goes on
             latency = time.monotonic() - t
@@ -167,6 +170,7 @@ class ChatUser(User):
             if error is None and run.exports:  # after the clock: a click on Export is another request
                 error = check_export(question, outputs, run.timeout)
                 outcome = "" if error else outcome
+        start = t - (run.t0 or t)
         run.records.append([self.uid, qi, round(start, 4), round(latency, 4), error, outcome])
         self.environment.events.request.fire(
             request_type="gradio", name=API_NAME, response_time=latency * 1000.0, response_length=0,

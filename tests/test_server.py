@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -347,25 +348,41 @@ class _Req:
 
 
 def _respond(app):  # type: ignore[no-untyped-def]
+    """The chat's three steps for one question, as the page chains them: take it from the box, stream the answer
+    into the chatbot, then show its sources and export."""
     from arrival.assistant.ui import build_blocks
 
     blocks = build_blocks(app)
-    [fn] = [f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "respond"][:1]
-    return fn
+    steps = ("take_question", "respond", "show_answer")
+    return {f.fn.__name__: f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") in steps}
 
 
-def _run(fn, question: str, lang: str = "en"):  # type: ignore[no-untyped-def]
+class _Chat(NamedTuple):
+    box: str  # the question box once the question was taken
+    outs: list[tuple[Any, ...]]  # what respond streamed: (history, last answer, conversation, export file)
+    sources: str  # the sources panel once the answer is complete
+    export: dict[str, Any]  # the export button's update
+
+
+def _run(fns, question: str, lang: str = "en"):  # type: ignore[no-untyped-def]
     import warnings
 
+    import gradio as gr
+
+    skip = gr.skip()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outs = list(fn(question, [], [], [], 5, [], _Req(lang)))
-    return outs, [str(w.message) for w in caught]
+        box, asked, *_ = fns["take_question"](question, [], 0.0, None, None, _Req(lang))
+        outs = list(fns["respond"](asked, [], [], [], 5, [], _Req(lang)))
+        last, path = (None if v == skip else v for v in (outs[-1][1], outs[-1][3]))
+        sources, export, free = fns["show_answer"](last, path, _Req(lang))
+    assert free == 0.0  # the session may ask again
+    return _Chat(box, outs, sources, export), [str(w.message) for w in caught]
 
 
 def test_chat_without_index_says_so(hash_settings):
-    outs, warned = _run(_respond(Backend(hash_settings)), "Quelle ville ?", "fr-FR")
-    history = outs[-1][1]
+    chat, warned = _run(_respond(Backend(hash_settings)), "Quelle ville ?", "fr-FR")
+    history = chat.outs[-1][0]
     assert history[-1]["content"] == t("no_index", "fr") and history[0]["content"] == "Quelle ville ?"
     assert any("Aucun document" in w for w in warned)
 
@@ -373,31 +390,46 @@ def test_chat_without_index_says_so(hash_settings):
 def test_chat_with_missing_model_says_so(indexed, tmp_path):
     backend, _ = indexed
     settings = backend.settings.model_copy(update={"model": "use-m3", "cache": tmp_path / "empty-cache"})
-    outs, _ = _run(_respond(Backend(settings)), "Which city?")
-    text = outs[-1][1][-1]["content"]
+    chat, _ = _run(_respond(Backend(settings)), "Which city?")
+    text = chat.outs[-1][0][-1]["content"]
     assert text.startswith("The embedding model is not available") and "Traceback" not in text
 
 
 def test_chat_streams_then_renders_sources(indexed):
     backend, doc_id = indexed
-    outs, warned = _run(_respond(backend), "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de "
+    chat, warned = _run(_respond(backend), "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de "
                                            "disposer d'une pièce d'identité")
+    outs = chat.outs
     assert not warned and len(outs) >= 4  # placeholder, intro, one line per sentence, final
-    assert outs[0][0] == "" and outs[0][1][-1]["content"] == "…"
+    assert chat.box == "" and outs[0][0][-1]["content"] == "…"
     final = outs[-1]
     from arrival.assistant.ui import chat_text
 
-    assert final[1][-1]["content"] == chat_text(final[3].answer) and "Malaga" in final[1][-1]["content"]
-    assert f"pdf/{doc_id}#page=" in final[2] and "<mark>" in final[2]
-    assert isinstance(final[3], Answer) and final[3].citations
-    value = final[4].value
-    path = value["path"] if isinstance(value, dict) else value
-    assert path and Path(path).read_text().startswith("# Réponse")
+    assert final[0][-1]["content"] == chat_text(final[1].answer) and "Malaga" in final[0][-1]["content"]
+    assert f"pdf/{doc_id}#page=" in chat.sources and "<mark>" in chat.sources
+    assert isinstance(final[1], Answer) and final[1].citations
+    assert chat.export["interactive"] and chat.export["value"] == final[3]
+    assert Path(final[3]).read_text().startswith("# Réponse")
+
+
+def test_a_question_is_not_taken_while_the_sessions_answer_is_under_way(hash_settings):
+    """A second Enter (or Ask, or an example) while the answer streams: the question stays in the box and the
+    chain stops at the first step (an error the page does not show), so one session never runs two answers."""
+    import time
+
+    import gradio as gr
+
+    take = _respond(Backend(hash_settings))["take_question"]
+    with pytest.raises(gr.Error) as err:
+        take("Which city?", [], time.monotonic(), None, None, _Req("en"))
+    assert not err.value.visible
+    box, asked, *_, started = take("Which city?", [], time.monotonic() - 3600, None, None, _Req("en"))
+    assert (box, asked) == ("", "Which city?") and started > 0
 
 
 def test_chat_rejects_empty_question(hash_settings):
-    outs, warned = _run(_respond(Backend(hash_settings)), "   ")
-    assert len(outs) == 1 and any("question" in w for w in warned)
+    chat, warned = _run(_respond(Backend(hash_settings)), "   ")
+    assert len(chat.outs) == 1 and any("question" in w for w in warned)
 
 
 def test_chat_answers_with_the_configured_chat_model(indexed, monkeypatch):
@@ -412,9 +444,9 @@ def test_chat_answers_with_the_configured_chat_model(indexed, monkeypatch):
     monkeypatch.setattr(llm, "load_chat_model", lambda *a, **k: GenericFakeChatModel(
         messages=iter([AIMessage(content=said)])))
     settings = backend.settings.model_copy(update={"llm": "ollama:fake"})
-    outs, warned = _run(_respond(Backend(settings)), "La ville de Malaga veille à ce qu'il ne soit pas "
+    chat, warned = _run(_respond(Backend(settings)), "La ville de Malaga veille à ce qu'il ne soit pas "
                                                      "nécessaire de disposer d'une pièce d'identité")
-    final = outs[-1]
-    assert not warned and isinstance(final[3], Answer) and final[3].mode == "llm"
-    assert "Malaga" in final[1][-1]["content"] and final[3].citations
-    assert f"pdf/{doc_id}#page=" in final[2]
+    final = chat.outs[-1]
+    assert not warned and isinstance(final[1], Answer) and final[1].mode == "llm"
+    assert "Malaga" in final[0][-1]["content"] and final[1].citations
+    assert f"pdf/{doc_id}#page=" in chat.sources

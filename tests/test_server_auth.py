@@ -142,7 +142,7 @@ def test_without_pdfjs_citations_open_the_pdf_and_say_why(indexed, monkeypatch):
         assert client.get("/pdfjs/build/pdf.min.mjs").status_code == 404
     note = viewer_panel("fr")
     assert "make setup" in note and "nouvel onglet" in note and "<iframe" not in note
-    outs, _ = _run(_respond(backend), "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer "
+    chat, _ = _run(_respond(backend), "La ville de Malaga veille à ce qu'il ne soit pas nécessaire de disposer "
                                       "d'une pièce d'identité")
-    sources = outs[-1][2]
+    sources = chat.sources
     assert f'href="pdf/{doc_id}#page=' in sources and "viewer/?" not in sources and 'target="_blank"' in sources
