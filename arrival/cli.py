@@ -15,7 +15,7 @@ from arrival.eval.bench_cli import register as register_bench  # light: argparse
 from arrival.eval.cli import register as register_eval
 from arrival.eval.cli import register_ranker
 from arrival.eval.load_cli import register as register_load
-from arrival.settings import Settings, load_settings
+from arrival.settings import Settings, for_backend, load_settings
 
 log = logging.getLogger("arrival")
 
@@ -30,10 +30,10 @@ def _emit(obj: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    return for_backend(load_settings(
         home=getattr(args, "home", None), model=getattr(args, "model", None), threads=getattr(args, "threads", None),
         k=getattr(args, "k", None), retriever=getattr(args, "retriever_default", None),
-    )
+    ), getattr(args, "backend", None))
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--home", help="index folder (default: $ARRIVAL_HOME or ./.arrival)")
     common.add_argument("--model", help="embedder: use-m3 | st:<name-or-path> | hash:<dim>")
     common.add_argument("--threads", type=int, help="embedder threads (0 = all cores)")
+    common.add_argument("--backend", choices=["embedded", "postgres"],
+                        help="the index folder (embedded) or the PostgreSQL database of ARRIVAL_DATABASE_URL "
+                             "(postgres); default: postgres when that URL is set")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
