@@ -76,7 +76,7 @@ def test_same_passages_and_dense_results_as_the_embedded_index(pg_settings, hash
         dense = [(h.chunk_id, round(h.score, 4)) for h in pg.search(q, k=10, mode="dense")]
         assert dense == [(h.chunk_id, round(h.score, 4)) for h in emb.search(q, k=10, mode="dense")]
         # BM25 analysed by PostgreSQL's Snowball configurations: close to arrival's analyzer, not identical (the
-        # real models' metrics are compared on the shared corpus by tests/test_postgres_real.py)
+        # real PDFs and the development questions on both backends: tests/test_postgres_real.py)
         for mode in shared:
             got = {h.chunk_id for h in pg.search(q, k=10, mode=mode)}
             shared[mode] += len(got & {h.chunk_id for h in emb.search(q, k=10, mode=mode)})
