@@ -43,7 +43,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = _settings(args)
     bar = _progress_bar(args, "ingest", unit="file")
     report = Indexer.from_settings(s).ingest([Path(p) for p in args.paths], prune=args.prune, rebuild=args.rebuild,
-                                         wait=args.wait, progress=bar)
+                                         wait=args.wait, progress=bar, cluster=args.cluster)
     if args.json:
         _emit(report.to_json())
     else:
@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait for another ingest's lock")
     p.add_argument("--json", action="store_true")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.add_argument("--cluster", default="", metavar="ADDRESS",
+                   help="parse and embed on a Dask cluster: tcp://scheduler:8786, or 'local' for worker processes "
+                        "on this machine")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("remove", parents=[common], help="remove documents from the index")
