@@ -118,3 +118,25 @@ def test_two_processes_on_one_database_answer_identically(both):
         theirs = _cli(pg, "ask", q, "--mode", "extractive")
         here = assistant.ask(q, k=pg.k).to_json()
         assert theirs == here  # type: ignore[comparison-overlap]
+
+
+def test_eval_runs_on_both_backends(both, tmp_path, monkeypatch, capsys):
+    """`arrival eval --backend embedded|postgres` (answers judged too) on the questions about these PDFs."""
+    from arrival.cli import main
+
+    embedded, pg = both
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(q) + "\n" for q in _questions()[:12]))
+    monkeypatch.setenv("ARRIVAL_DATABASE_URL", pg.database_url)
+    out = {}
+    for backend, answers in (("embedded", ["--no-answers"]), ("postgres", [])):
+        assert main(["eval", "--questions", str(qfile), "--backend", backend, "--json", "-q", "--model", "hash:256",
+                     "--home", str(embedded.home), "--retriever", "all", "--allow-unsatisfiable", *answers]) == 0
+        out[backend] = json.loads(capsys.readouterr().out)
+    a, b = out["embedded"]["retrievers"], out["postgres"]["retrievers"]
+    assert a["dense"]["n"] == b["dense"]["n"] >= 10
+    for metric in ("recall@1", "recall@5", "recall@10", "mrr@10"):
+        assert a["dense"][metric] == b["dense"][metric], metric
+        assert abs(a["hybrid"][metric] - b["hybrid"][metric]) <= 0.1, (metric, a["hybrid"], b["hybrid"])
+        assert abs(a["bm25"][metric] - b["bm25"][metric]) <= 0.2, (metric, a["bm25"], b["bm25"])
+    assert out["postgres"]["answers"]["summary"]["answerable"]["n"] == b["hybrid"]["n"]
