@@ -15,7 +15,7 @@ from arrival.eval.bench_cli import register as register_bench  # light: argparse
 from arrival.eval.cli import register as register_eval
 from arrival.eval.cli import register_ranker
 from arrival.eval.load_cli import register as register_load
-from arrival.settings import Settings, load_settings
+from arrival.settings import Settings, for_backend, load_settings
 
 log = logging.getLogger("arrival")
 
@@ -30,10 +30,10 @@ def _emit(obj: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    return for_backend(load_settings(
         home=getattr(args, "home", None), model=getattr(args, "model", None), threads=getattr(args, "threads", None),
         k=getattr(args, "k", None), retriever=getattr(args, "retriever_default", None),
-    )
+    ), getattr(args, "backend", None))
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = _settings(args)
     bar = _progress_bar(args, "ingest", unit="file")
     report = Indexer.from_settings(s).ingest([Path(p) for p in args.paths], prune=args.prune, rebuild=args.rebuild,
-                                         wait=args.wait, progress=bar)
+                                         wait=args.wait, progress=bar, cluster=args.cluster)
     if args.json:
         _emit(report.to_json())
     else:
@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--home", help="index folder (default: $ARRIVAL_HOME or ./.arrival)")
     common.add_argument("--model", help="embedder: use-m3 | st:<name-or-path> | hash:<dim>")
     common.add_argument("--threads", type=int, help="embedder threads (0 = all cores)")
+    common.add_argument("--backend", choices=["embedded", "postgres"],
+                        help="the index folder (embedded) or the PostgreSQL database of ARRIVAL_DATABASE_URL "
+                             "(postgres); default: postgres when that URL is set")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -297,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait for another ingest's lock")
     p.add_argument("--json", action="store_true")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.add_argument("--cluster", default="", metavar="ADDRESS",
+                   help="parse and embed on a Dask cluster: tcp://scheduler:8786, or 'local' for worker processes "
+                        "on this machine")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("remove", parents=[common], help="remove documents from the index")

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=Path(".arrival"), description="Index home (ARRIVAL_HOME)")
+    database_url: str = Field(
+        default="", pattern=r"^$|^postgres(ql)?://",
+        description="PostgreSQL with pgvector holding the index (ARRIVAL_DATABASE_URL); '' = the embedded index "
+                    "folder under home")
     cache: Path = Field(default_factory=_default_cache, description="Model cache (ARRIVAL_CACHE)")
     model: str = Field(default="use-m3", description="Embedder: use-m3 | st:<name-or-path> | hash:<dim>")
     second_model: str = Field(
@@ -92,6 +96,17 @@ def second_model_spec(second: str, primary_id: str) -> str:
     if second == "auto":
         return "e5-small" if primary_id == "use-m3" else ""
     return "" if second in ("", "none") else second
+
+
+def for_backend(settings: Settings, backend: str | None) -> Settings:
+    """The settings with the backend a command line chose: 'embedded' ignores ARRIVAL_DATABASE_URL, 'postgres'
+    requires it; None keeps the settings' own choice."""
+    if backend == "embedded":
+        return settings.model_copy(update={"database_url": ""})
+    if backend == "postgres" and not settings.database_url:
+        raise SettingsError("--backend postgres needs ARRIVAL_DATABASE_URL=postgresql://... (or database_url in "
+                            "arrival.toml)")
+    return settings
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -101,12 +101,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from arrival.eval.report import markdown_table, summary_lines, write_report
     from arrival.eval.runner import evaluate
     from arrival.index.retrieve import Retriever
-    from arrival.settings import load_settings
+    from arrival.settings import for_backend, load_settings
 
     if args.k is not None and args.k < 1:
         raise SettingsError("-k must be at least 1")
-    settings = load_settings(home=getattr(args, "home", None), model=getattr(args, "model", None),
-                             threads=getattr(args, "threads", None))
+    settings = for_backend(load_settings(home=getattr(args, "home", None), model=getattr(args, "model", None),
+                                         threads=getattr(args, "threads", None)), getattr(args, "backend", None))
     questions = load_questions(args.questions or default_questions())
     modes = RETRIEVERS if args.retriever == "all" else (args.retriever,)
     retriever = Retriever.from_settings(settings)

