@@ -128,7 +128,7 @@ def write_incremental(tmp: Path, base: Snapshot, remove: set[str], add: Sequence
             parts[sp].append(np.asarray(new.vectors[sp], dtype=np.float32).reshape(len(chunks), embedders[sp].dim))
         row += len(chunks)
     db.commit()
-    n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+    n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0] + len(base_docs - set(dead))
     db.close()
     d = row - b
     vectors = {sp: np.concatenate(parts[sp]) if parts[sp] else np.zeros((0, embedders[sp].dim), np.float32)

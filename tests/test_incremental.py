@@ -85,6 +85,7 @@ def test_a_small_ingest_writes_a_delta_and_reads_as_a_rebuild(corpus, tmp_path):
     assert n == snap.manifest.chunks == snap.stats()["chunks"] == snap.count() > snap.base_rows > 0
     assert snap.db.execute("SELECT min(row), max(row) FROM chunks").fetchone() == (0, n - 1)
     assert {Path(d.path).name for d in snap.documents().values()} >= {p.name for p in NEW}
+    assert snap.manifest.documents == len(snap.documents()) == len(EN) + len(FR) + len(NEW)
     # the same documents ingested at once
     full = tmp_path / "full"
     _ingest(full, [base_docs, new_docs])
@@ -127,6 +128,7 @@ def test_removal_is_a_tombstone_and_a_large_change_merges(corpus, tmp_path, monk
     assert (snap.gen_dir / "tombstones.json").exists() and (snap.gen_dir / "delta").is_dir()
     assert snap.manifest.chunks == before - victim.chunks - delta_doc.chunks == snap.count()
     assert victim.doc_id not in snap.documents() and delta_doc.doc_id not in snap.documents()
+    assert snap.manifest.documents == len(snap.documents()) == len(EN) + len(FR)
     gone = {victim.doc_id, delta_doc.doc_id}
     r = Retriever(home, HashEmbedder(256))
     for q in [*QUERIES, "legal identity birth registration documents"]:
