@@ -67,7 +67,10 @@ def _link_tree(src: Path, dst: Path, top: bool = True) -> None:
         if p.is_dir():
             _link_tree(p, dst / p.name, top=False)
         else:
-            os.link(p, dst / p.name)
+            try:
+                os.link(p, dst / p.name)
+            except OSError:  # a file system without hard links: a copy (the same content, more bytes written)
+                shutil.copy2(p, dst / p.name)
 
 
 def write_incremental(tmp: Path, base: Snapshot, remove: set[str], add: Sequence[NewDocument],

@@ -290,6 +290,9 @@ class Snapshot:
         hit = np.flatnonzero(scores > 0)
         if not len(hit) or n <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        if len(hit) > n:  # the n best without sorting every hit: those above the n-th score, then ties in row order
+            nth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]
+            hit = np.concatenate([hit[scores[hit] > nth], hit[scores[hit] == nth][:n]])
         top = hit[np.argsort(-scores[hit], kind="stable")[:n]]
         return top.astype(np.int64), scores[top]
 

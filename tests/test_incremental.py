@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import arrival.index.incremental as incremental
+from arrival.errors import IndexOpenError
 from arrival.index.build import Indexer
 from arrival.index.embed import HashEmbedder
 from arrival.index.retrieve import Filters, Retriever
@@ -151,3 +152,30 @@ def test_removal_is_a_tombstone_and_a_large_change_merges(corpus, tmp_path, monk
         {f"{x}.pdf" for x in EN + FR} | {NEW[1].name}) - {f"{EN[0]}.pdf", f"{EN[1]}.pdf"}
     vectors = snap.vectors("dense", np.arange(snap.manifest.chunks))
     assert np.allclose(snap.faiss.reconstruct_n(0, snap.manifest.chunks), vectors, atol=1e-6)
+
+
+@pytest.mark.parametrize("victim", ["delta/meta.sqlite", "delta/vectors.npy", "delta/faiss.index",
+                                    "delta/keyword/keyword.json", "tombstones.json", "partner.npy"])
+def test_a_damaged_delta_is_a_clear_error_and_rebuild_recovers(corpus, tmp_path, victim):
+    base_docs, new_docs = corpus
+    home = tmp_path / "home"
+    _ingest(home, [base_docs])
+    _ingest(home, [new_docs])
+    snap = IndexStore(home).open()
+    assert snap is not None
+    gone = next(d for d in snap.documents().values() if Path(d.path).name == f"{EN[2]}.pdf")
+    Indexer(_settings(home), HashEmbedder(256)).remove([gone.doc_id])  # a tombstone beside the delta
+    gen = IndexStore(home).current()
+    assert gen is not None and (gen / "tombstones.json").exists()
+    path = gen / victim
+    path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    with pytest.raises(IndexOpenError, match="rebuild") as err:
+        IndexStore(home).open()
+    assert str(path.parent if victim.startswith("delta/keyword") else path) in str(err.value) or \
+        str(gen) in str(err.value)
+    assert "\n" not in str(err.value)
+    rep = Indexer(_settings(home), HashEmbedder(256)).ingest([base_docs, new_docs], rebuild=True)
+    assert not rep.failed
+    snap = IndexStore(home).open()
+    assert snap is not None and not (snap.gen_dir / "delta").exists()
+    assert len(snap.documents()) == len(EN) + len(FR) + len(NEW)
