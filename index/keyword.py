@@ -150,6 +150,44 @@ class KeywordIndex:
             out[t] = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
         return out
 
+    def doc_freqs(self, tokens: list[str], lang: str) -> tuple[int, dict[str, int]]:
+        """(passages in `lang`, document frequency of each token among them)."""
+        part = self._parts.get(lang)
+        if part is None:
+            return 0, dict.fromkeys(tokens, 0)
+        rows, bm25 = part
+        vocab = bm25.vocab_dict  # type: ignore[attr-defined]
+        indptr = bm25.scores["indptr"]  # type: ignore[attr-defined]
+        out = {}
+        for t in tokens:
+            i = vocab.get(t)
+            out[t] = 0 if i is None else int(indptr[i + 1] - indptr[i])
+        return len(rows), out
+
+    def use_statistics_with(self, base: KeywordIndex) -> None:
+        """Score this (small) index's passages with the document frequencies and passage counts of `base` and this
+        index together, per language, so that its scores compare with `base`'s (a delta of a few passages would
+        otherwise see every word as common). Lengths stay this index's own."""
+        for lang, (rows, bm25) in self._parts.items():
+            vocab = bm25.vocab_dict  # type: ignore[attr-defined]
+            scores = bm25.scores  # type: ignore[attr-defined]
+            indptr = scores["indptr"]
+            # entries per term id (= its document frequency)
+            counts: np.ndarray = np.diff(np.asarray(indptr, dtype=np.int64)).astype(np.int64)
+            terms = [""] * len(counts)
+            for t, i in vocab.items():
+                if i < len(counts):
+                    terms[i] = t
+            df_local = counts.astype(np.float64)
+            n_base, df_base = base.doc_freqs(terms, lang)
+            df_all = df_local + np.asarray([df_base[t] for t in terms], dtype=np.float64)
+            n_local, n_all = len(rows), len(rows) + n_base
+            local = np.log(1.0 + (n_local - df_local + 0.5) / (df_local + 0.5))
+            shared = np.log(1.0 + (n_all - df_all + 0.5) / (df_all + 0.5))
+            factor = np.where(local > 0, shared / np.where(local > 0, local, 1.0), 1.0)
+            data = np.asarray(scores["data"], dtype=np.float32) * np.repeat(factor, counts).astype(np.float32)
+            scores["data"] = data
+
     def search(self, query: str, lang: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n (rows, scores): the query analysed in `lang`, scored against the passages of every language
         (names and numbers match across languages)."""

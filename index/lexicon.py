@@ -145,3 +145,51 @@ def build_lexicon(texts: list[str], langs: list[str], embedder: Embedder, previo
             vecs[missing] = embedder.embed_passages([vocab[i] for i in missing])
         lex.words[lang], lex.vectors[lang] = vocab, vecs
     return lex
+
+
+def extend_lexicon(texts: list[str], langs: list[str], embedder: Embedder, known: Lexicon,
+                   reuse: Lexicon | None = None, languages: tuple[str, ...] = ("en", "fr")) -> Lexicon:
+    """The words of `texts` that `known` lacks, embedded (vectors `reuse` has are taken from it): a delta's part
+    of the lexicon (see `merge_lexicons`)."""
+    counts: dict[str, Counter[str]] = {lang: Counter() for lang in languages}
+    for text, lang in zip(texts, langs, strict=True):
+        if lang in counts:
+            counts[lang].update(words_of(text))
+    lex = Lexicon()
+    for lang in languages:
+        stop = stopwords(lang)
+        have = set(known.words.get(lang, []))
+        vocab = [w for w, n in counts[lang].most_common(MAX_WORDS)
+                 if n >= MIN_COUNT and fold(w) not in stop and w not in have]
+        if vocab:
+            vecs = np.zeros((len(vocab), embedder.dim), dtype=np.float32)
+            missing = []
+            for i, w in enumerate(vocab):
+                v = reuse.vector(lang, w) if reuse is not None else None
+                if v is not None and len(v) == embedder.dim:
+                    vecs[i] = v
+                else:
+                    missing.append(i)
+            if missing:
+                vecs[missing] = embedder.embed_passages([vocab[i] for i in missing])
+            lex.words[lang], lex.vectors[lang] = vocab, vecs
+    return lex
+
+
+def merge_lexicons(first: Lexicon, second: Lexicon) -> Lexicon:
+    """One table with the words of both (a word `first` has keeps its vector there)."""
+    if not second.words:
+        return first
+    out = Lexicon()
+    for lang in sorted(set(first.words) | set(second.words)):
+        words = list(first.words.get(lang, []))
+        have = set(words)
+        extra = [i for i, w in enumerate(second.words.get(lang, [])) if w not in have]
+        parts = [v for v in (first.vectors.get(lang), ) if v is not None and len(v)]
+        if extra:
+            words += [second.words[lang][i] for i in extra]
+            parts.append(second.vectors[lang][extra])
+        out.words[lang] = words
+        dim = next((v.shape[1] for v in [*first.vectors.values(), *second.vectors.values()] if v.ndim == 2), 0)
+        out.vectors[lang] = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+    return out

@@ -9,6 +9,7 @@ Files of a generation (written by `index.store`)::
     keyword/         one bm25s index per language
     lexicon/         the corpus's bilingual word table
     manifest.json    the recipe: embedders, dimensions, chunker settings, counts, format version
+    delta/ tombstones.json partner.npy   what changed since the base was written (see `index.delta`)
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from arrival.errors import IndexOpenError
+from arrival.index.delta import DELTA, PARTNER, DeltaPart, load_delta, read_tombstones, union_views
 from arrival.index.keyword import KeywordIndex, analyze, fold
-from arrival.index.lexicon import Lexicon
-from arrival.index.vectors import search_vectors
+from arrival.index.lexicon import Lexicon, merge_lexicons
+from arrival.index.vectors import bitmap_selector, search_selected
 from arrival.index.view import DENSE, E5, ChunkRow, DocInfo, Meta
 
 FORMAT_VERSION = 3  # 3: stored per-chunk columns, optional second vector space, section chunking
@@ -49,6 +51,8 @@ class Manifest:
     created: float
     e5_embedder: str = ""  # the second encoder's id, "" when the index has none
     e5_dim: int = 0
+    base_rows: int = -1  # rows of the base (-1: all `chunks`, no delta and no tombstones)
+    delta_rows: int = 0
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -105,12 +109,18 @@ class Snapshot:
         db_path = gen_dir / "meta.sqlite"
         if not db_path.exists():
             raise IndexOpenError(f"{db_path}: missing; {REBUILD_HINT}")
+        self.delta: DeltaPart | None = None
         try:
             self.db = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
             status = self.db.execute("PRAGMA quick_check").fetchone()[0]
             if status != "ok":
                 raise sqlite3.DatabaseError(status)
+            base_n = self.db.execute("SELECT count(*) FROM main.chunks").fetchone()[0]
+            dead = read_tombstones(gen_dir)
+            union_views(self.db, gen_dir, (gen_dir / DELTA).is_dir(), dead)
             n_chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            dead_rows = [r for (r,) in self.db.execute(
+                "SELECT row FROM main.chunks WHERE doc_id IN (SELECT doc_id FROM temp.dead)")] if dead else []
         except sqlite3.DatabaseError as exc:
             raise IndexOpenError(f"{db_path}: damaged SQLite database ({exc}); {REBUILD_HINT}") from None
         self._vectors = {DENSE: self._load_vectors("vectors.npy", m.dim)}
@@ -118,12 +128,12 @@ class Snapshot:
             self._vectors[E5] = self._load_vectors("vectors-e5.npy", m.e5_dim)
         faiss_path = gen_dir / "faiss.index"
         try:
-            self.faiss = faiss.read_index(str(faiss_path))
+            self.faiss = faiss.read_index(str(faiss_path))  # the base's
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
             raise IndexOpenError(f"{faiss_path}: corrupt FAISS index ({first[:120]}); {REBUILD_HINT}") from None
         try:
-            self.bm25 = KeywordIndex.load(gen_dir / "keyword")
+            self.bm25 = KeywordIndex.load(gen_dir / "keyword")  # the base's
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise IndexOpenError(f"{gen_dir / 'keyword'}: unreadable keyword index ({exc}); "
                                  f"{REBUILD_HINT}") from None
@@ -131,15 +141,29 @@ class Snapshot:
             self._lexicon = Lexicon.load(gen_dir / "lexicon")
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise IndexOpenError(f"{gen_dir / 'lexicon'}: unreadable ({exc}); {REBUILD_HINT}") from None
-        counts = {"manifest": m.chunks, "sqlite": n_chunks, "faiss": self.faiss.ntotal, "keyword": self.bm25.size,
+        base_expected = m.chunks if m.base_rows < 0 else m.base_rows
+        counts = {"manifest": base_expected, "sqlite": base_n, "faiss": self.faiss.ntotal, "keyword": self.bm25.size,
                   **{f"vectors {s}": len(v) for s, v in self._vectors.items()}}
         if len(set(counts.values())) != 1:
             raise IndexOpenError(f"{gen_dir}: index parts disagree on the chunk count {counts}; {REBUILD_HINT}")
         if m.chunks and self.faiss.d != m.dim:
             raise IndexOpenError(f"{gen_dir}: vector dimension does not match the manifest; {REBUILD_HINT}")
-        self.columns = self._load_columns(n_chunks)
+        if (gen_dir / DELTA).is_dir():
+            self.delta = load_delta(gen_dir / DELTA, base_n, {s: len(v[0]) if len(v) else (
+                m.dim if s == DENSE else m.e5_dim) for s, v in self._vectors.items()})
+            self._lexicon = merge_lexicons(self._lexicon, self.delta.lexicon)
+        delta_n = self.delta.rows if self.delta is not None else 0
+        if delta_n != m.delta_rows or n_chunks != m.chunks:
+            raise IndexOpenError(f"{gen_dir}: the manifest says {m.chunks} live chunks ({m.delta_rows} in the "
+                                 f"delta), the parts hold {n_chunks} ({delta_n}); {REBUILD_HINT}")
+        self.base_rows, self.total = base_n, base_n + delta_n
+        self.alive = np.ones(self.total, dtype=bool)
+        self.alive[np.asarray(dead_rows, dtype=np.int64)] = False
+        self.has_dead = bool(dead_rows)
+        self.columns = self._load_columns(self.total)
         self.columns.surface = self._load_surface()
         self._doc_cache: dict[str, DocInfo] | None = None
+        self._selectors: dict[tuple[str, ...], tuple[np.ndarray, Any]] = {}
 
     def _load_vectors(self, name: str, dim: int) -> np.ndarray:
         path = self.gen_dir / name
@@ -156,13 +180,30 @@ class Snapshot:
         try:
             arrays = {k: np.load(path / f"{k}.npy", allow_pickle=False)
                       for k in ("question_list", "prev", "next", "partner", "length")}
+            if (self.gen_dir / PARTNER).exists():
+                arrays["partner"] = np.load(self.gen_dir / PARTNER, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             raise IndexOpenError(f"{path}: unreadable ({exc}); {REBUILD_HINT}") from None
+        if self.delta is not None:
+            for k, v in self.delta.columns.items():
+                arrays[k] = np.concatenate([arrays[k], v.astype(arrays[k].dtype)])
         if any(len(a) != n for a in arrays.values()):
             raise IndexOpenError(f"{path}: columns do not match the chunk count; {REBUILD_HINT}")
-        rows = self.db.execute("SELECT lang, doc_id, heading FROM chunks ORDER BY row").fetchall()
+        rows = self.db.execute("SELECT lang, doc_id, heading FROM all_chunks ORDER BY row").fetchall()
         return _Columns(np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], dtype=object),
                         heading=np.array([r[2] for r in rows], dtype=object), **arrays)
+
+    def _allowed(self, langs: Sequence[str]) -> tuple[np.ndarray, Any]:
+        """Rows that are live and in `langs` (all languages when empty), and a FAISS selector of the base's among
+        them (None when it admits every base row); cached per language set."""
+        key = tuple(sorted(langs))
+        if key not in self._selectors:
+            allowed = self.alive.copy()
+            if key:
+                allowed &= np.isin(self.columns.lang, list(key))
+            base = allowed[: self.base_rows]
+            self._selectors[key] = (allowed, None if base.all() else bitmap_selector(base))
+        return self._selectors[key]
 
     # -- the View contract ------------------------------------------------------------------------------
     @property
@@ -178,7 +219,9 @@ class Snapshot:
 
     @property
     def languages(self) -> tuple[str, ...]:
-        return self.bm25.languages
+        if self.delta is None:
+            return self.bm25.languages
+        return tuple(sorted(set(self.bm25.languages) | set(self.delta.bm25.languages)))
 
     @property
     def lexicon(self) -> Lexicon:
@@ -187,41 +230,69 @@ class Snapshot:
     def count(self) -> int:
         return self.manifest.chunks
 
-    def _mask(self, langs: Sequence[str], docs: frozenset[str] | None) -> np.ndarray | None:
-        if not langs and docs is None:
-            return None
-        mask = np.ones(self.count(), dtype=bool)
-        if langs:
-            mask &= np.isin(self.columns.lang, list(langs))
-        if docs is not None:
-            mask &= np.isin(self.columns.doc, list(docs))
-        return mask
+    def _doc_rows(self, docs: frozenset[str], langs: Sequence[str]) -> np.ndarray:
+        """The live rows of the documents `docs` in `langs` (all when empty), through the chunks_doc index."""
+        wanted = sorted(docs)
+        rows: list[int] = []
+        for i in range(0, len(wanted), 900):
+            part = wanted[i:i + 900]
+            rows += [r for (r,) in self.db.execute(
+                f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})", part)]
+        ids = np.asarray(sorted(rows), dtype=np.int64)
+        if langs and len(ids):
+            ids = ids[np.isin(self.columns.lang[ids], list(langs))]
+        return ids
 
     def dense(self, space: str, qvec: np.ndarray, n: int, langs: Sequence[str] = (),
               docs: frozenset[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        mask = self._mask(langs, docs)
-        if space == DENSE and mask is None:
-            return search_vectors(self.faiss, qvec, n)
-        vectors = self._vectors[space]
-        allowed = np.arange(len(vectors)) if mask is None else np.flatnonzero(mask)
-        if not len(allowed) or n <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        sims = np.asarray(vectors[allowed], dtype=np.float32) @ qvec
-        top = np.argpartition(-sims, min(n, len(sims)) - 1)[:n]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return allowed[top].astype(np.int64), sims[top]
+        empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+        if n <= 0 or not self.total:
+            return empty
+        qvec = np.asarray(qvec, dtype=np.float32)
+        if docs is not None:  # a few documents: their passages, compared one by one
+            return _top(self._doc_rows(docs, langs), lambda ids: self.vectors(space, ids) @ qvec, n)
+        allowed, sel = self._allowed(langs)
+        if space != DENSE:  # no FAISS index for the second space: an exact product over the allowed rows
+            return _top(np.flatnonzero(allowed) if not allowed.all() else np.arange(self.total),
+                        lambda ids: self.vectors(space, ids) @ qvec, n)
+        ids, sims = search_selected(self.faiss, qvec, n, sel)
+        if self.delta is not None:
+            d_ids = self.base_rows + np.flatnonzero(allowed[self.base_rows:])
+            more_ids, more_sims = _top(d_ids, lambda ids: self.delta_vectors(space, ids) @ qvec, n)
+            ids, sims = _top_of(np.concatenate([ids, more_ids]), np.concatenate([sims, more_sims]), n)
+        return ids, sims
+
+    def delta_vectors(self, space: str, ids: np.ndarray) -> np.ndarray:
+        assert self.delta is not None
+        return self.delta.vectors[space][np.asarray(ids, dtype=np.int64) - self.base_rows]
 
     def vectors(self, space: str, ids: np.ndarray) -> np.ndarray:
-        return np.asarray(self._vectors[space][np.asarray(ids, dtype=np.int64)], dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.delta is None or not len(ids) or ids.max() < self.base_rows:
+            return np.asarray(self._vectors[space][ids], dtype=np.float32)
+        out = np.empty((len(ids), self.delta.vectors[space].shape[1]), dtype=np.float32)
+        in_base = ids < self.base_rows
+        out[in_base] = self._vectors[space][ids[in_base]]
+        out[~in_base] = self.delta_vectors(space, ids[~in_base])
+        return out
 
     def keyword(self, text: str, target: str, n: int, docs: frozenset[str] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         scores = self.bm25.scores(text, target)
+        if self.delta is not None:
+            scores = np.concatenate([scores, self.delta.bm25.scores(text, target)])
         if docs is not None:
-            scores *= np.isin(self.columns.doc, list(docs))
+            keep = np.zeros(self.total, dtype=bool)
+            keep[self._doc_rows(docs, ())] = True
+            scores *= keep
+        elif self.has_dead:
+            scores *= self.alive
         hit = np.flatnonzero(scores > 0)
         if not len(hit) or n <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        if len(hit) > n:  # the n best without sorting every hit: those above the n-th score, then ties in row order
+            nth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]
+            hit = np.concatenate([hit[scores[hit] > nth], hit[scores[hit] == nth][:n]])
         top = hit[np.argsort(-scores[hit], kind="stable")[:n]]
         return top.astype(np.int64), scores[top]
 
@@ -229,8 +300,17 @@ class Snapshot:
         out: dict[str, float] = {}
         for w in words:
             tokens = analyze(w, lang)
-            out[w] = max(self.bm25.idf(tokens, lang).values(), default=0.0) if tokens else 0.0
+            out[w] = max(self._idf(tokens, lang).values(), default=0.0) if tokens else 0.0
         return out
+
+    def _idf(self, tokens: list[str], lang: str) -> dict[str, float]:
+        if self.delta is None:
+            return self.bm25.idf(tokens, lang)
+        n_base, df_base = self.bm25.doc_freqs(tokens, lang)
+        n_delta, df_delta = self.delta.bm25.doc_freqs(tokens, lang)
+        n = max(n_base + n_delta, 1)
+        return {t: float(np.log(1.0 + (n - df_base[t] - df_delta[t] + 0.5) / (df_base[t] + df_delta[t] + 0.5)))
+                for t in tokens}
 
     def meta(self, ids: np.ndarray) -> Meta:
         ids = np.asarray(ids, dtype=np.int64)
@@ -240,12 +320,14 @@ class Snapshot:
 
     def documents(self) -> dict[str, DocInfo]:
         if self._doc_cache is None:
+            counts = dict(self.db.execute("SELECT doc_id, count(*) FROM chunks GROUP BY doc_id").fetchall())
             rows = self.db.execute(
-                "SELECT d.doc_id, path, abspath, sha256, title, page_count, languages, size, "
-                "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), ingested_at FROM documents d ORDER BY path"
+                "SELECT doc_id, path, abspath, sha256, title, page_count, languages, size, ingested_at "
+                "FROM documents ORDER BY path"
             ).fetchall()
             self._doc_cache = {
-                r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8], r[9])
+                r[0]: DocInfo(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7],
+                              int(counts.get(r[0], 0)), r[8])
                 for r in rows
             }
         return self._doc_cache
@@ -300,6 +382,8 @@ class Snapshot:
                 raise ValueError("not a list of words")
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise IndexOpenError(f"{path}: unreadable ({exc}); {REBUILD_HINT}") from None
+        if self.delta is not None:
+            words = [*words, *self.delta.surface]
         found = frozenset(words)
         return found, frozenset(w[:5] for w in found if len(w) >= 5)
 
@@ -316,6 +400,9 @@ class Snapshot:
             "second_embedder": self.manifest.e5_embedder or None,
             "dim": self.manifest.dim,
             "vector_index": self.manifest.vector_index,
+            "base_chunks": self.base_rows,
+            "delta_chunks": self.total - self.base_rows,
+            "tombstoned_chunks": int((~self.alive).sum()),
             "chunk_size": self.manifest.chunk_size,
             "chunk_overlap": self.manifest.chunk_overlap,
             "index_bytes": size,
@@ -335,3 +422,19 @@ class Snapshot:
 def surface_words(texts: Sequence[str]) -> list[str]:
     """Every folded word of the texts, for `Snapshot.knows` (computed at ingest)."""
     return sorted({fold(w) for text in texts for w in _WORD.findall(text)})
+
+
+def _top_of(ids: np.ndarray, sims: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n best (ids, sims), best first, ties in id order."""
+    if len(ids) > n:
+        part = np.argpartition(-sims, n - 1)[:n]
+        ids, sims = ids[part], sims[part]
+    order = np.lexsort((ids, -sims))
+    return ids[order].astype(np.int64), sims[order].astype(np.float32)
+
+
+def _top(ids: np.ndarray, score: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n best of `ids` by `score(ids)` (cosines), best first."""
+    if not len(ids) or n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    return _top_of(ids.astype(np.int64), np.asarray(score(ids), dtype=np.float32), n)

@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from arrival.errors import IndexBuildError, IndexOpenError, LockedError
+from arrival.index.delta import SCHEMA
 from arrival.index.derived import neighbours, partners, question_list
 from arrival.index.embed import Embedder
+from arrival.index.incremental import fits, write_incremental
 from arrival.index.keyword import KeywordIndex
 from arrival.index.lexicon import build_lexicon
 from arrival.index.snapshot import FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
@@ -47,21 +49,6 @@ GRACE_SECONDS = 120.0  # a generation is removed this long after it stops being 
 _READERS: dict[tuple[str, str], int] = {}  # (home, generation) -> requests of this process reading it
 _READERS_LOCK = threading.Lock()
 
-SCHEMA = """
-CREATE TABLE documents (
-    doc_id TEXT PRIMARY KEY, path TEXT UNIQUE NOT NULL, abspath TEXT NOT NULL, sha256 TEXT NOT NULL,
-    title TEXT NOT NULL, page_count INTEGER NOT NULL, languages TEXT NOT NULL, size INTEGER NOT NULL,
-    ingested_at REAL NOT NULL
-);
-CREATE TABLE pages (doc_id TEXT NOT NULL, number INTEGER NOT NULL, text TEXT NOT NULL,
-                    PRIMARY KEY (doc_id, number));
-CREATE TABLE chunks (
-    row INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL, text TEXT NOT NULL,
-    page INTEGER NOT NULL, page_end INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    heading TEXT NOT NULL, lang TEXT NOT NULL
-);
-CREATE INDEX chunks_doc ON chunks(doc_id);
-"""
 
 
 @dataclass(frozen=True)
@@ -261,99 +248,17 @@ class IndexStore:
         moves: dict[str, str] | None = None,
     ) -> Path:
         """Write base minus `remove` (doc ids) plus `add` as a new generation and make it live. `embedders` maps
-        vector spaces to embedders: DENSE (required) and E5 (optional, when the index has a second encoder)."""
-        embedder = embedders[DENSE]
-        spaces = [sp for sp in (DENSE, E5) if sp in embedders]
-        dims = {sp: embedders[sp].dim for sp in spaces}
+        vector spaces to embedders: DENSE (required) and E5 (optional, when the index has a second encoder).
+        A small change is written incrementally (`index.incremental`), anything else as a complete generation."""
         name = self._next_gen_name()
         tmp = self.home / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            db = sqlite3.connect(tmp / "meta.sqlite")
-            db.executescript(SCHEMA)
-            texts: list[str] = []
-            langs: list[str] = []
-            order: list[tuple[str, int, int, int]] = []
-            parts: dict[str, list[np.ndarray]] = {sp: [] for sp in spaces}
-            qlist: list[float] = []
-            row = 0
-            if base is not None:
-                keep_docs = [d for d in base.documents().values() if d.doc_id not in remove]
-                keep_ids = {d.doc_id for d in keep_docs}
-                for d in keep_docs:
-                    path = (moves or {}).get(d.doc_id, d.path)
-                    db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                               (d.doc_id, path, path if d.doc_id in (moves or {}) else d.abspath, d.sha256, d.title,
-                                d.page_count, json.dumps(list(d.languages)), d.size, d.ingested_at))
-                db.executemany("INSERT INTO pages VALUES (?,?,?)",
-                               [r for r in base.iter_pages() if r[0] in keep_ids])
-                old_rows: list[int] = []
-                for c in base.iter_chunks():
-                    if c.doc_id not in keep_ids:
-                        continue
-                    db.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
-                               (row, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
-                                c.lang))
-                    texts.append(c.text)
-                    langs.append(c.lang)
-                    order.append((c.doc_id, c.page, c.start, row))
-                    old_rows.append(c.id)
-                    row += 1
-                if old_rows:
-                    ids = np.asarray(old_rows)
-                    for sp in spaces:
-                        parts[sp].append(base.vectors(sp, ids))
-                    qlist.extend(base.columns.question_list[ids].tolist())
-            for new in add:
-                doc, chunks = new.doc, new.chunks
-                db.execute(
-                    "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                    (doc.doc_id, doc.path, str(Path(doc.path).resolve()), doc.sha256, doc.title,
-                     doc.page_count, json.dumps(list(new.langs)), Path(doc.path).stat().st_size, time.time()),
-                )
-                db.executemany("INSERT INTO pages VALUES (?,?,?)",
-                               [(doc.doc_id, p.number, p.text) for p in doc.pages])
-                db.executemany(
-                    "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(row + i, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
-                      c.lang) for i, c in enumerate(chunks)],
-                )
-                order.extend((c.doc_id, c.page, c.start, row + i) for i, c in enumerate(chunks))
-                row += len(chunks)
-                texts.extend(c.text for c in chunks)
-                langs.extend(c.lang for c in chunks)
-                qlist.extend(question_list(c.text) for c in chunks)
-                for sp in spaces:
-                    parts[sp].append(np.asarray(new.vectors[sp], dtype=np.float32).reshape(len(chunks), dims[sp]))
-            db.commit()
-            n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
-            db.close()
-            vectors: dict[str, np.ndarray] = {}
-            for sp in spaces:
-                vectors[sp] = np.concatenate(parts[sp]) if parts[sp] else np.zeros((0, dims[sp]), dtype=np.float32)
-                if len(vectors[sp]) != row:
-                    raise IndexBuildError(f"internal: {len(vectors[sp])} {sp} vectors for {row} chunks")
-                np.save(tmp / ("vectors.npy" if sp == DENSE else f"vectors-{sp}.npy"), vectors[sp],
-                        allow_pickle=False)
-            import faiss
-
-            kind = index_kind(row)
-            faiss.write_index(build_vector_index(vectors[DENSE], kind), str(tmp / "faiss.index"))
-            prev, nxt = neighbours(order)
-            columns = {"question_list": np.asarray(qlist, dtype=np.float32), "prev": _fit(prev, row),
-                       "next": _fit(nxt, row), "partner": partners(vectors[DENSE], langs, texts),
-                       "length": np.asarray([len(t) for t in texts], dtype=np.int32)}
-            (tmp / "columns").mkdir()
-            for col, values in columns.items():
-                np.save(tmp / "columns" / f"{col}.npy", values, allow_pickle=False)
-            (tmp / "surface.json").write_text(json.dumps(surface_words(texts), ensure_ascii=False))
-            KeywordIndex.build(texts, langs).save(tmp / "keyword")
-            previous = base.lexicon if base is not None else None
-            build_lexicon(texts, langs, embedder, previous).save(tmp / "lexicon")
-            Manifest(FORMAT_VERSION, embedder.id, dims[DENSE], True, chunk_size, chunk_overlap, kind, n_docs, row,
-                     time.time(), embedders[E5].id if E5 in embedders else "", dims.get(E5, 0)
-                     ).write(tmp / "manifest.json")
+            if base is not None and fits(base, remove, add, moves or {}):
+                write_incremental(tmp, base, remove, add, embedders, chunk_size, chunk_overlap)
+            else:
+                self._write_full(tmp, base, remove, add, embedders, chunk_size, chunk_overlap, moves)
             for p in tmp.rglob("*"):
                 if p.is_file():
                     _fsync_file(p)
@@ -373,6 +278,98 @@ class IndexStore:
             raise
         self.collect_garbage(keep=final)
         return final
+
+    def _write_full(self, tmp: Path, base: Snapshot | None, remove: set[str], add: list[NewDocument],
+                    embedders: dict[str, Embedder], chunk_size: int, chunk_overlap: int,
+                    moves: dict[str, str] | None) -> None:
+        """A complete generation in `tmp`: base minus `remove` plus `add`, every part rebuilt (the merge)."""
+        embedder = embedders[DENSE]
+        spaces = [sp for sp in (DENSE, E5) if sp in embedders]
+        dims = {sp: embedders[sp].dim for sp in spaces}
+        db = sqlite3.connect(tmp / "meta.sqlite")
+        db.executescript(SCHEMA)
+        texts: list[str] = []
+        langs: list[str] = []
+        order: list[tuple[str, int, int, int]] = []
+        parts: dict[str, list[np.ndarray]] = {sp: [] for sp in spaces}
+        qlist: list[float] = []
+        row = 0
+        if base is not None:
+            keep_docs = [d for d in base.documents().values() if d.doc_id not in remove]
+            keep_ids = {d.doc_id for d in keep_docs}
+            for d in keep_docs:
+                path = (moves or {}).get(d.doc_id, d.path)
+                db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+                           (d.doc_id, path, path if d.doc_id in (moves or {}) else d.abspath, d.sha256, d.title,
+                            d.page_count, json.dumps(list(d.languages)), d.size, d.ingested_at))
+            db.executemany("INSERT INTO pages VALUES (?,?,?)",
+                           [r for r in base.iter_pages() if r[0] in keep_ids])
+            old_rows: list[int] = []
+            for c in base.iter_chunks():
+                if c.doc_id not in keep_ids:
+                    continue
+                db.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (row, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
+                            c.lang))
+                texts.append(c.text)
+                langs.append(c.lang)
+                order.append((c.doc_id, c.page, c.start, row))
+                old_rows.append(c.id)
+                row += 1
+            if old_rows:
+                ids = np.asarray(old_rows)
+                for sp in spaces:
+                    parts[sp].append(base.vectors(sp, ids))
+                qlist.extend(base.columns.question_list[ids].tolist())
+        for new in add:
+            doc, chunks = new.doc, new.chunks
+            db.execute(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+                (doc.doc_id, doc.path, str(Path(doc.path).resolve()), doc.sha256, doc.title,
+                 doc.page_count, json.dumps(list(new.langs)), Path(doc.path).stat().st_size, time.time()),
+            )
+            db.executemany("INSERT INTO pages VALUES (?,?,?)",
+                           [(doc.doc_id, p.number, p.text) for p in doc.pages])
+            db.executemany(
+                "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(row + i, c.chunk_id, c.doc_id, c.text, c.page, c.page_end, c.start, c.end, c.heading,
+                  c.lang) for i, c in enumerate(chunks)],
+            )
+            order.extend((c.doc_id, c.page, c.start, row + i) for i, c in enumerate(chunks))
+            row += len(chunks)
+            texts.extend(c.text for c in chunks)
+            langs.extend(c.lang for c in chunks)
+            qlist.extend(question_list(c.text) for c in chunks)
+            for sp in spaces:
+                parts[sp].append(np.asarray(new.vectors[sp], dtype=np.float32).reshape(len(chunks), dims[sp]))
+        db.commit()
+        n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        db.close()
+        vectors: dict[str, np.ndarray] = {}
+        for sp in spaces:
+            vectors[sp] = np.concatenate(parts[sp]) if parts[sp] else np.zeros((0, dims[sp]), dtype=np.float32)
+            if len(vectors[sp]) != row:
+                raise IndexBuildError(f"internal: {len(vectors[sp])} {sp} vectors for {row} chunks")
+            np.save(tmp / ("vectors.npy" if sp == DENSE else f"vectors-{sp}.npy"), vectors[sp],
+                    allow_pickle=False)
+        import faiss
+
+        kind = index_kind(row)
+        faiss.write_index(build_vector_index(vectors[DENSE], kind), str(tmp / "faiss.index"))
+        prev, nxt = neighbours(order)
+        columns = {"question_list": np.asarray(qlist, dtype=np.float32), "prev": _fit(prev, row),
+                   "next": _fit(nxt, row), "partner": partners(vectors[DENSE], langs, texts),
+                   "length": np.asarray([len(t) for t in texts], dtype=np.int32)}
+        (tmp / "columns").mkdir()
+        for col, values in columns.items():
+            np.save(tmp / "columns" / f"{col}.npy", values, allow_pickle=False)
+        (tmp / "surface.json").write_text(json.dumps(surface_words(texts), ensure_ascii=False))
+        KeywordIndex.build(texts, langs).save(tmp / "keyword")
+        previous = base.lexicon if base is not None else None
+        build_lexicon(texts, langs, embedder, previous).save(tmp / "lexicon")
+        Manifest(FORMAT_VERSION, embedder.id, dims[DENSE], True, chunk_size, chunk_overlap, kind, n_docs, row,
+                 time.time(), embedders[E5].id if E5 in embedders else "", dims.get(E5, 0)
+                 ).write(tmp / "manifest.json")
 
     def remove_temporaries(self) -> None:
         """Delete what a killed writer left half-written (call with the lock held)."""

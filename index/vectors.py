@@ -1,7 +1,9 @@
 """FAISS vector index over unit vectors (inner product = cosine), chosen by collection size.
 
-Rows are positions 0..N-1 matching the SQLite `chunks.row` column. Removing a document rebuilds the index
-from the stored vectors of the chunks that remain (no re-embedding), so any FAISS index type can be used.
+Rows are positions 0..N-1 matching the SQLite `chunks.row` column of the part of the index they belong to (the
+base or the delta, see `index.store`). A merge rebuilds the index from the stored vectors of the chunks that
+remain (no re-embedding), so any FAISS index type can be used. Filters (language, removed passages) are pushed
+into the search as an ID selector.
 """
 
 from __future__ import annotations
@@ -85,14 +87,46 @@ def build_vector_index(vectors: np.ndarray, kind: str = "auto"):  # type: ignore
 
 def search_vectors(index, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """(rows, scores) of the top-n for one query vector; rows of -1 (not enough vectors) are dropped."""
-    if index.ntotal == 0 or n <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     if not getattr(_threads, "single", False):  # OpenMP threads are per OS thread (Gradio's workers too)
         import faiss
 
         faiss.omp_set_num_threads(1)  # one thread is faster for one query (measured: 87 vs 354 ms p95 at 1M)
         _threads.single = True
+    if index.ntotal == 0 or n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     scores, rows = index.search(np.ascontiguousarray(queries.reshape(1, -1), dtype=np.float32),
                                 min(n, index.ntotal))
+    keep = rows[0] >= 0
+    return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+
+def bitmap_selector(allowed: np.ndarray) -> Any:
+    """A FAISS ID selector admitting the rows where `allowed` (bool, one per row) is True: the filter is applied
+    inside the search (flat or IVF), not after it. The packed bitmap is kept alive with the selector."""
+    import faiss
+
+    bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+    sel: Any = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+    sel.keep_alive = bits  # SWIG does not own it
+    return sel
+
+
+def search_selected(index: Any, query: np.ndarray, n: int, sel: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """Like `search_vectors`, restricted to the rows `sel` admits (no restriction when None)."""
+    if sel is None:
+        return search_vectors(index, query, n)
+    faiss: Any = __import__("faiss")  # its stubs lack the selector parameters
+
+    if index.ntotal == 0 or n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    search_vectors(index, query, 0)  # one OpenMP thread in this OS thread
+    if hasattr(index, "nprobe"):
+        params: Any = faiss.SearchParametersIVF(sel=sel, nprobe=index.nprobe)
+    elif hasattr(index, "hnsw"):
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=index.hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters(sel=sel)
+    scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
+                                min(n, index.ntotal), params=params)
     keep = rows[0] >= 0
     return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)

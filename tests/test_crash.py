@@ -77,7 +77,11 @@ def assert_usable(home: Path, paths: set[str]) -> str:
     try:
         n = snap.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         vectors = snap.vectors("dense", np.arange(n))
-        assert n == snap.manifest.chunks == snap.faiss.ntotal == len(vectors) == snap.bm25.size > 0
+        # an incremental generation holds its rows in two parts, the base and the delta (index.delta)
+        delta = snap.delta
+        in_faiss = snap.faiss.ntotal + (delta.faiss.ntotal if delta is not None else 0)
+        in_bm25 = snap.bm25.size + (delta.bm25.size if delta is not None else 0)
+        assert n == snap.manifest.chunks == in_faiss == len(vectors) == in_bm25 > 0
         assert snap.db.execute("SELECT min(row), max(row) FROM chunks").fetchone() == (0, n - 1)
         assert snap.db.execute("SELECT count(*) FROM chunks WHERE doc_id NOT IN "
                                "(SELECT doc_id FROM documents)").fetchone()[0] == 0
@@ -92,7 +96,10 @@ def assert_usable(home: Path, paths: set[str]) -> str:
             chunk = Chunk(r.doc_id, r.source, r.title, r.text, r.page, r.page_end, r.start, r.end, r.heading, r.lang)
             assert chunk.chunk_id == r.chunk_id
             assert np.allclose(vectors[r.id], emb.embed_passages([embedding_text(chunk)])[0], atol=1e-5)
-        assert np.allclose(snap.faiss.reconstruct_n(0, n), vectors, atol=1e-6)
+        b = snap.faiss.ntotal
+        assert np.allclose(snap.faiss.reconstruct_n(0, b), vectors[:b], atol=1e-6)
+        if delta is not None:
+            assert np.allclose(delta.faiss.reconstruct_n(0, n - b), vectors[b:], atol=1e-6)
         gen = snap.gen_dir.name
     finally:
         snap.close()
