@@ -219,20 +219,19 @@ def test_chat_rewrites_a_follow_up_and_shows_it(backend):
     [fn] = [f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "respond"][:1]
     first = list(fn("Que fait la ville de Malaga pour que les migrants accèdent aux services sans pièce "
                     "d'identité ?", [], [], [], 5, [], _Req()))[-1]
-    history, conv = first[1], first[5]
+    history, conv = first[0], first[2]  # respond yields (history, last answer, conversation, export path)
     assert [a.question for a in conv] == ["Que fait la ville de Malaga pour que les migrants accèdent aux services "
                                           "sans pièce d'identité ?"]
     assert "Question comprise" not in history[-1]["content"]
     second = list(fn("Et à Lisbonne ?", history, [], [], 5, conv, _Req()))[-1]
-    said = second[1][-1]["content"]
+    said = second[0][-1]["content"]
     assert said.startswith("*Question comprise comme :* « Que fait la ville de Lisbonne pour que")
-    assert second[5][-1].question.startswith("Que fait la ville de Lisbonne") and second[3] is second[5][-1]
-    assert second[1][-2]["content"] == "Et à Lisbonne ?"
+    assert second[2][-1].question.startswith("Que fait la ville de Lisbonne") and second[1] is second[2][-1]
+    assert second[0][-2]["content"] == "Et à Lisbonne ?"
     # the export holds the whole conversation, each question as it was searched
-    value = second[4].value
-    md = Path(value["path"] if isinstance(value, dict) else value).read_text(encoding="utf-8")
+    md = Path(second[3]).read_text(encoding="utf-8")
     assert md.startswith("# Conversation\n") and "## 1. Que fait la ville de Malaga" in md
     assert "## 2. Que fait la ville de Lisbonne" in md and md.count("### Sources") == 2
     # a cleared chat (no history) starts over: nothing to follow up on
-    third = list(fn("Et à Lisbonne ?", [], [], [], 5, second[5], _Req()))[-1]
-    assert "Question comprise" not in third[1][-1]["content"] and len(third[5]) == 1
+    third = list(fn("Et à Lisbonne ?", [], [], [], 5, second[2], _Req()))[-1]
+    assert "Question comprise" not in third[0][-1]["content"] and len(third[2]) == 1

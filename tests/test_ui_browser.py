@@ -185,7 +185,9 @@ def test_follow_up_is_searched_as_rewritten_and_says_so(served, browser, shots):
 
 def test_a_question_sent_while_the_answer_is_under_way_waits_in_the_box(served, browser, shots):
     """Enter again before the answer is complete: the second question is not taken (no error shown, one
-    answer at a time per session); it stays in the box, and Enter asks it once the answer is complete."""
+    answer at a time per session); it stays in the box, and Enter asks it once the answer is complete. On a fast
+    machine the first answer can be complete before the second Enter: the question is then asked at once. Either
+    way no question is lost and no error is shown."""
     url, _ = served
     page = open_page(browser, url, "en-US", DESKTOP)
     page.fill("#arrival-question textarea", MALAGA_FR)
@@ -195,14 +197,17 @@ def test_a_question_sent_while_the_answer_is_under_way_waits_in_the_box(served, 
     page.press("#arrival-question textarea", "Enter")
     wait_answer(page)
     page.wait_for_timeout(1000)
-    assert page.input_value("#arrival-question textarea") == SFAX_EN
-    assert page.locator("#arrival-chat [data-testid=user]").count() == 1
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
-    page.screenshot(path=str(shots / "second-question-waits.png"))
-    page.press("#arrival-question textarea", "Enter")
+    if page.input_value("#arrival-question textarea") == SFAX_EN:  # it waited: one answer at a time
+        assert page.locator("#arrival-chat [data-testid=user]").count() == 1
+        page.screenshot(path=str(shots / "second-question-waits.png"))
+        page.press("#arrival-question textarea", "Enter")
+    else:  # the first answer was already complete: the second question was taken, not dropped
+        assert page.input_value("#arrival-question textarea") == ""
     page.wait_for_function("() => document.querySelectorAll('#arrival-chat [data-testid=user]').length === 2")
     wait_answer(page)
     assert page.input_value("#arrival-question textarea") == ""
+    assert SFAX_EN in page.locator("#arrival-chat [data-testid=user]").last.inner_text()
     assert page.locator("#arrival-chat [data-testid=user]").last.inner_text().strip() == SFAX_EN
     assert not page.errors  # type: ignore[attr-defined]
     page.context.close()
