@@ -133,18 +133,23 @@ def build_lexicon(texts: list[str], langs: list[str], embedder: Embedder, previo
     for lang in present:
         stop = stopwords(lang)
         vocab = [w for w, n in counts[lang].most_common(MAX_WORDS) if n >= MIN_COUNT and fold(w) not in stop]
-        vecs = np.zeros((len(vocab), embedder.dim), dtype=np.float32)
-        missing = []
-        for i, w in enumerate(vocab):
-            v = previous.vector(lang, w) if previous is not None else None
-            if v is not None and len(v) == embedder.dim:
-                vecs[i] = v
-            else:
-                missing.append(i)
-        if missing:
-            vecs[missing] = embedder.embed_passages([vocab[i] for i in missing])
-        lex.words[lang], lex.vectors[lang] = vocab, vecs
+        lex.words[lang], lex.vectors[lang] = vocab, _embed_words(vocab, lang, embedder, previous)
     return lex
+
+
+def _embed_words(vocab: list[str], lang: str, embedder: Embedder, reuse: Lexicon | None) -> np.ndarray:
+    """The vectors of `vocab`: taken from `reuse` where it has them (same dimension), embedded otherwise."""
+    vecs = np.zeros((len(vocab), embedder.dim), dtype=np.float32)
+    missing = []
+    for i, w in enumerate(vocab):
+        v = reuse.vector(lang, w) if reuse is not None else None
+        if v is not None and len(v) == embedder.dim:
+            vecs[i] = v
+        else:
+            missing.append(i)
+    if missing:
+        vecs[missing] = embedder.embed_passages([vocab[i] for i in missing])
+    return vecs
 
 
 def extend_lexicon(texts: list[str], langs: list[str], embedder: Embedder, known: Lexicon,
@@ -162,17 +167,7 @@ def extend_lexicon(texts: list[str], langs: list[str], embedder: Embedder, known
         vocab = [w for w, n in counts[lang].most_common(MAX_WORDS)
                  if n >= MIN_COUNT and fold(w) not in stop and w not in have]
         if vocab:
-            vecs = np.zeros((len(vocab), embedder.dim), dtype=np.float32)
-            missing = []
-            for i, w in enumerate(vocab):
-                v = reuse.vector(lang, w) if reuse is not None else None
-                if v is not None and len(v) == embedder.dim:
-                    vecs[i] = v
-                else:
-                    missing.append(i)
-            if missing:
-                vecs[missing] = embedder.embed_passages([vocab[i] for i in missing])
-            lex.words[lang], lex.vectors[lang] = vocab, vecs
+            lex.words[lang], lex.vectors[lang] = vocab, _embed_words(vocab, lang, embedder, reuse)
     return lex
 
 
