@@ -74,6 +74,10 @@ def _check(opts: LoadOptions) -> None:
         raise LoadError(f"--max-requests must be at least 1, got {opts.max_requests}")
     if opts.request_timeout <= 0:
         raise LoadError("the request timeout must be positive")
+    if not 1 <= opts.servers <= 8:
+        raise LoadError(f"--servers must be between 1 and 8, got {opts.servers}")
+    if opts.servers > 1 and opts.url is not None:
+        raise LoadError("--servers starts servers; with running ones, give each with --url")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -116,10 +120,12 @@ def _warmup(url: str, opts: LoadOptions) -> float:
     return ms
 
 
-def run_users(url: str, opts: LoadOptions, tmp: Path) -> dict[str, Any]:
-    """The Locust run: its records ({t0, duration_s, records, stuck, connect_errors}); LoadError if it broke."""
+def run_users(urls: list[str], opts: LoadOptions, tmp: Path) -> dict[str, Any]:
+    """The Locust run (user i on server i mod len(urls)): its records ({t0, duration_s, records, stuck,
+    connect_errors}); LoadError if it broke."""
     out, spec, log = tmp / "records.json", tmp / "spec.json", tmp / "locust.log"
-    spec.write_text(json.dumps({"url": url, "users": opts.users, "seconds": opts.seconds,
+    url = urls[0]
+    spec.write_text(json.dumps({"urls": urls, "users": opts.users, "seconds": opts.seconds,
                                 "max_requests": opts.max_requests, "request_timeout": opts.request_timeout,
                                 "check_exports": opts.check_exports, "out": str(out)}))
     run_time = int(opts.seconds + CONNECT_ALLOWANCE_S + opts.request_timeout) + 30  # a backstop, never the bound
@@ -141,7 +147,7 @@ def run_users(url: str, opts: LoadOptions, tmp: Path) -> dict[str, Any]:
         raise LoadError(f"Locust exited with {done.returncode} and no result: {tail or 'no output'}")
     data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     if data.get("connect_errors"):
-        raise LoadError(f"cannot connect to {url}: {data['connect_errors'][0]}")
+        raise LoadError(f"cannot connect to {' or '.join(urls)}: {data['connect_errors'][0]}")
     data["returncode"] = done.returncode
     return data
 
@@ -163,22 +169,25 @@ def _memory(mem: MemoryPoller, t0: float | None, end: float) -> dict[str, Any]:
     }
 
 
-def load_against(url: str, opts: LoadOptions, pid: int | None, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the users against a server that is up. `pid`: the server process, for its memory (None: not measured)."""
+def load_against(urls: str | list[str], opts: LoadOptions, pid: int | None, progress: Progress | None = None
+                 ) -> dict[str, Any]:
+    """Run the users against servers that are up (several: the same index behind each, users spread over them).
+    `pid`: the first server's process, for its memory (None: not measured)."""
     import psutil
 
     say = progress or (lambda _msg: None)
-    url = check_url(url)
+    urls = [check_url(u) for u in ([urls] if isinstance(urls, str) else urls)]
+    url = urls[0]
     me = psutil.Process()
     with no_telemetry(), MemoryPoller(pid) as mem, tempfile.TemporaryDirectory(prefix="arrival-locust-") as tmp:
         warmup_ms = None
         if opts.warmup:
-            say("warm-up question")
-            warmup_ms = _warmup(url, opts)
+            say("warm-up question" + (" on each server" if len(urls) > 1 else ""))
+            warmup_ms = max(_warmup(u, opts) for u in urls)
         load_before = _loadavg()
         cpu0, children0 = me.cpu_times(), _children_cpu()
         say(f"{opts.users} Locust users asking for {opts.seconds:g} s (at most {opts.max_requests} questions)")
-        data = run_users(url, opts, Path(tmp))
+        data = run_users(urls, opts, Path(tmp))
         end = time.monotonic()
         cpu1, children1 = me.cpu_times(), _children_cpu()
     records = data["records"]  # [user, question, start s, latency s, error or None, outcome]
@@ -222,6 +231,10 @@ def load_against(url: str, opts: LoadOptions, pid: int | None, progress: Progres
         "loadavg_1m_before": load_before,
         "loadavg_1m_after": _loadavg(),
         "url": url,
+        "servers": len(urls),
+        "per_server": [{"url": u, "requests": sum(1 for r in records if int(r[0]) % len(urls) == i),
+                        "errors": sum(1 for r in records if int(r[0]) % len(urls) == i and r[4] is not None)}
+                       for i, u in enumerate(urls)],
         "generator": f"locust {_locust_version()}",
     }
     return result
@@ -240,14 +253,15 @@ def run_load(opts: LoadOptions, progress: Progress | None = None) -> dict[str, A
     """Run the load (starting a server when opts.url is None) and return the figures. Raises LoadError."""
     _check(opts)
     if opts.url is not None:
-        url = check_url(opts.url)  # refuse before anything else happens
-        result = load_against(url, opts, find_server_pid(url), progress)
+        urls = [check_url(u) for u in (opts.url, *opts.more_urls)]  # refuse before anything else happens
+        result = load_against(urls, opts, find_server_pid(urls[0]), progress)
         result["started_server"] = False
         return result
-    with started_server(opts, progress) as (url, pid, facts):
-        result = load_against(url, opts, pid, progress)
+    with started_server(opts, progress) as (urls, pids, facts):
+        result = load_against(urls, opts, pids[0], progress)
     result["started_server"] = True
     result["model"] = opts.model or _default_model()
+    result["backend"] = "postgres" if os.environ.get("ARRIVAL_DATABASE_URL") else "embedded"
     result.update({k: v for k, v in facts.items() if k != "server_log_tail"})
     if result["errors"] or facts.get("server_log_problems"):
         result["server_log_tail"] = facts.get("server_log_tail", "")

@@ -19,11 +19,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     "request budget runs out (the users are Locust users, run in a Locust process of their own). "
                     "Reports requests, errors, throughput, p50/p95/p99 latency and the server's peak resident "
                     "memory (and, for runs of 2 minutes or more, its value after the first minute, at the end and "
-                    "its slope). Without --url, indexes the bundled corpus (or --corpus) into a temporary home (or "
-                    "uses --home) and starts 'arrival serve' on a free loopback port for the run. Only loopback "
-                    "URLs are accepted.")
-    p.add_argument("--url", metavar="URL", help="a running chat on this machine, e.g. http://127.0.0.1:7860/ "
-                   "(default: start one)")
+                    "its slope). Without --url, indexes the bundled corpus (or --corpus) into a temporary home, "
+                    "or into the PostgreSQL database of ARRIVAL_DATABASE_URL (or uses --home), and starts "
+                    "'arrival serve' (--servers N: N of them, users spread over them) on free loopback ports for "
+                    "the run. Only loopback URLs are accepted.")
+    p.add_argument("--url", metavar="URL", action="append",
+                   help="a running chat on this machine, e.g. http://127.0.0.1:7860/ (default: start one); give it "
+                        "once per server to spread the users over several servers of one index")
+    p.add_argument("--servers", type=int, default=1, metavar="N",
+                   help="start N servers on the same index (the same home, or the PostgreSQL database of "
+                        "ARRIVAL_DATABASE_URL) and spread the users over them (default 1)")
     p.add_argument("--users", type=int, default=20, metavar="N", help="concurrent simulated users (default 20)")
     p.add_argument("--seconds", type=float, default=60.0, metavar="S",
                    help="stop asking after this many seconds (default 60)")
@@ -46,7 +51,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     from arrival.eval.load import LoadOptions, markdown_table, run_load
 
     opts = LoadOptions(
-        url=args.url, users=args.users, seconds=args.seconds, max_requests=args.max_requests,
+        url=args.url[0] if args.url else None, more_urls=tuple(args.url[1:]) if args.url else (),
+        servers=args.servers, users=args.users, seconds=args.seconds, max_requests=args.max_requests,
         request_timeout=args.timeout, home=Path(args.home) if getattr(args, "home", None) else None,
         model=getattr(args, "model", None), threads=getattr(args, "threads", None), warmup=not args.no_warmup,
         check_exports=not args.no_export_check, corpus=args.corpus,

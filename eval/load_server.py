@@ -31,6 +31,8 @@ Progress = Callable[[str], None]
 @dataclass
 class LoadOptions:
     url: str | None = None  # a running server (loopback only); None: start one
+    more_urls: tuple[str, ...] = ()  # further running servers of the same index: users are spread over all
+    servers: int = 1  # servers started on the same index (the same home, or the same ARRIVAL_DATABASE_URL)
     users: int = 20
     seconds: float = 60.0
     max_requests: int = 5000
@@ -118,8 +120,11 @@ def serve_process(args: list[str], cwd: Path, env: dict[str, str], log: Path, ti
 
 
 @contextlib.contextmanager
-def started_server(opts: LoadOptions, progress: Progress | None = None) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """`arrival serve --no-ingest` on a free loopback port: (url, pid, facts). Stopped on exit."""
+def started_server(opts: LoadOptions, progress: Progress | None = None
+                   ) -> Iterator[tuple[list[str], list[int], dict[str, Any]]]:
+    """`opts.servers` processes of `arrival serve --no-ingest` on free loopback ports, all on one index (the
+    temporary home, the given one, or the PostgreSQL database of ARRIVAL_DATABASE_URL): (urls, pids, facts).
+    Stopped on exit."""
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="arrival-load-") as tmp_name:
         tmp = Path(tmp_name)
@@ -144,18 +149,21 @@ def started_server(opts: LoadOptions, progress: Progress | None = None) -> Itera
                 raise LoadError(f"ingesting {corpus} failed: {(done.stderr or done.stdout).strip()[-500:]}")
             facts["ingest_s"] = round(time.perf_counter() - t0, 2)
             facts["corpus"] = str(corpus)
-        elif not (home / "CURRENT").is_file():
+        elif not env.get("ARRIVAL_DATABASE_URL") and not (home / "CURRENT").is_file():
             raise LoadError(f"{home}: no index there; run 'arrival ingest PATH...' first or omit --home")
-        log = tmp / "serve.log"
-        say("starting arrival serve on a free loopback port")
+        logs = [tmp / f"serve-{i + 1}.log" for i in range(opts.servers)]
+        say(f"starting {opts.servers} arrival serve on free loopback ports" if opts.servers > 1
+            else "starting arrival serve on a free loopback port")
         t0 = time.perf_counter()
         try:
-            with serve_process(["--no-ingest", *_model_args(opts)], tmp, env, log, opts.start_timeout
-                               ) as (url, proc):
+            with contextlib.ExitStack() as stack:
+                started = [stack.enter_context(serve_process(
+                    ["--no-ingest", *_model_args(opts)], tmp, {**env, "GRADIO_TEMP_DIR": str(tmp / f"gradio-{i}")},
+                    log, opts.start_timeout)) for i, log in enumerate(logs)]
                 facts["server_start_s"] = round(time.perf_counter() - t0, 2)
-                yield url, proc.pid, facts
+                yield [url for url, _ in started], [proc.pid for _, proc in started], facts
         finally:
-            text = _tail(log, 1 << 20)
+            text = "".join(_tail(log, 1 << 20) for log in logs)
             problems = [line for line in text.splitlines()
                         if any(w in line for w in ("Traceback", "ERROR", "WARNING", "Exception", "Error:"))]
             facts["server_log_problems"] = len(problems)

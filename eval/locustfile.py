@@ -7,7 +7,8 @@ questions; each reply, and the export file a click on Export downloads, is check
 
 Run by eval/load.py in a Locust process of its own (`python -m locust --headless -f eval/locustfile.py`; Locust
 patches the standard library with gevent, so it never runs inside the arrival server or the `arrival load`
-process). The run's spec is the JSON file named by $ARRIVAL_LOAD_SPEC: url, users, seconds, max_requests,
+process). The run's spec is the JSON file named by $ARRIVAL_LOAD_SPEC: urls (user i asks server i mod their
+number), users, seconds, max_requests,
 request_timeout, check_exports, out. The clock starts when every user is connected; after `seconds` or
 `max_requests` questions, whichever comes first, users ask nothing more, the ones with a question in flight
 wait for its answer, and the last one to stop ends the run. Every request is written to `out` as JSON (the
@@ -127,7 +128,8 @@ class ChatUser(User):
         self.i = self.uid  # each user starts at a different question, then goes round the list
         self.client: Any = None
         try:
-            self.client = client(run.spec["url"], run.timeout)
+            urls = run.spec["urls"]
+            self.client = client(urls[self.uid % len(urls)], run.timeout)  # users spread over the servers
         except Exception as exc:
             run.connect_errors.append(error_name(exc))
             _quit(self.environment)

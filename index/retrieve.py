@@ -22,7 +22,7 @@ from arrival.index.backend import Backend, EmbeddedBackend, open_backend
 from arrival.index.embed import Embedder
 from arrival.index.keyword import fold
 from arrival.index.snapshot import doc_glob_matches
-from arrival.index.view import DENSE, E5, View
+from arrival.index.view import DENSE, E5, View, search_channels
 from arrival.ingest.lang import detect_query
 from arrival.settings import Settings
 from arrival.types import Hit
@@ -182,22 +182,25 @@ class Retriever:
                        langs: tuple[str, ...] = (), docs: frozenset[str] | None = None) -> Candidates:
         """The union of every channel's top-n, with each channel's score for every candidate and the fusion."""
         w = self.weights
-        dense_ids, _ = view.dense(DENSE, qvec, n, langs, docs)
-        pools = [dense_ids]
+        spaces = [(DENSE, qvec)]
         e5vec = None
         if self.second is not None and E5 in view.embedders:
             e5vec = self.second.embed_queries([query])[0]
-            pools.append(view.dense(E5, e5vec, n, langs, docs)[0])
-        keyword: dict[str, dict[int, float]] = {"same": {}, "translated": {}, "cross": {}}
-        targets = [t for t in view.languages if not langs or t in langs]
-        for target in targets:
+            spaces.append((E5, e5vec))
+        asked: list[tuple[str, str, str]] = []  # (keyword channel, text, target language)
+        for target in (t for t in view.languages if not langs or t in langs):
             if target == qlang:
-                keyword["same"] = _as_dict(view.keyword(query, target, n, docs))
+                asked.append(("same", query, target))
                 continue
             translated = view.lexicon.translate(query, qlang, target, self.embedder)
             if translated:
-                _add(keyword["translated"], view.keyword(translated, target, n, docs))
-            _add(keyword["cross"], view.keyword(query, target, n, docs))
+                asked.append(("translated", translated, target))
+            asked.append(("cross", query, target))
+        found_dense, found_keyword = search_channels(view, spaces, [(t, g) for _, t, g in asked], n, langs, docs)
+        pools = [ids for ids, _ in found_dense]
+        keyword: dict[str, dict[int, float]] = {"same": {}, "translated": {}, "cross": {}}
+        for (name, _, _), found in zip(asked, found_keyword, strict=True):
+            _add(keyword[name], found)
         for scores in keyword.values():
             pools.append(np.fromiter(scores, dtype=np.int64, count=len(scores)))
         ids = np.unique(np.concatenate(pools)) if pools else np.empty(0, dtype=np.int64)
@@ -303,10 +306,6 @@ class Retriever:
             if limit > 0:
                 kept_vecs.append(vecs[r])
         return kept, also, {r: trans[r] for r in kept if r in trans}, stand_in
-
-
-def _as_dict(found: tuple[np.ndarray, np.ndarray]) -> dict[int, float]:
-    return {int(i): float(s) for i, s in zip(found[0], found[1], strict=True)}
 
 
 def _add(into: dict[int, float], found: tuple[np.ndarray, np.ndarray]) -> None:

@@ -160,3 +160,19 @@ class View(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+Found = tuple[np.ndarray, np.ndarray]
+
+
+def search_channels(view: View, dense: Sequence[tuple[str, np.ndarray]], keyword: Sequence[tuple[str, str]], n: int,
+                    langs: Sequence[str] = (), docs: frozenset[str] | None = None
+                    ) -> tuple[list[Found], list[Found]]:
+    """`view.dense(space, qvec, ...)` for each (space, qvec) of `dense` and `view.keyword(text, target, ...)`
+    for each (text, target) of `keyword`: the searches of one question, which do not depend on each other. A
+    View that can run them together (PostgreSQL: one round trip) has its own `search_channels`."""
+    batch = getattr(view, "search_channels", None)
+    if batch is not None:
+        return batch(dense, keyword, n, langs, docs)  # type: ignore[no-any-return]
+    return ([view.dense(space, qvec, n, langs, docs) for space, qvec in dense],
+            [view.keyword(text, target, n, docs) for text, target in keyword])

@@ -54,7 +54,7 @@ def test_the_cli_refuses_a_remote_url_in_one_line(capsys: pytest.CaptureFixture[
     assert err.count("\n") == 1 and "refusing" in err and "loopback" in err
 
 
-@pytest.mark.parametrize("field,value", [("users", 0), ("seconds", 0.0), ("max_requests", 0)])
+@pytest.mark.parametrize("field,value", [("users", 0), ("seconds", 0.0), ("max_requests", 0), ("servers", 0)])
 def test_bounds_are_checked(field: str, value: float) -> None:
     with pytest.raises(LoadError):
         run_load(LoadOptions(url="http://127.0.0.1:9/", **{field: value}))
@@ -138,3 +138,26 @@ def test_twenty_users_for_sixty_seconds(model_cache: Path) -> None:
     assert result["ok"] == result["requests"]
     assert result["off_topic_answered"] == 0  # the off-topic questions were refused every time
     assert result["server_peak_rss_mb"]  # the server's memory was measured
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_servers_on_one_postgres_database_pass_the_twenty_user_load(model_cache: Path, pg_url: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same load spread over two `arrival serve` processes sharing one PostgreSQL index (issue 13): both
+    serve, nothing fails, the off-topic questions are refused by both."""
+    from arrival.index.models import fetch_use_m3
+
+    fetch_use_m3(model_cache)
+    monkeypatch.setenv("ARRIVAL_DATABASE_URL", pg_url)  # the ingest and both servers: the same database
+    result = run_load(LoadOptions(users=20, seconds=60.0, max_requests=5000, cache=model_cache, servers=2))
+    out = ROOT / "artifacts" / "load-postgres-2-servers.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**result, "loadavg": os.getloadavg()}, ensure_ascii=False, indent=2) + "\n")
+
+    assert result["backend"] == "postgres" and result["servers"] == 2
+    assert result["errors"] == 0, (result["error_samples"], result.get("server_log_tail", ""))
+    assert [s["errors"] for s in result["per_server"]] == [0, 0]
+    assert min(s["requests"] for s in result["per_server"]) >= 10  # both servers answered their users
+    assert result["ok"] == result["requests"] and result["off_topic_answered"] == 0
+    assert result["server_log_problems"] == 0, result.get("server_log_tail", "")

@@ -101,6 +101,28 @@ def test_keyword_channel_is_bm25_per_language(pg_settings, tmp_path):
         assert idf["zzzyx"] > idf["Lisbonne"] > idf["villes"] > 0
         ids, sims = view.dense(DENSE, EMB.embed_queries(["villes"])[0], 7, langs=("en",))
         assert len(ids) == 7 and set(view.meta(ids).lang) == {"en"} and np.all(np.diff(sims) <= 1e-6)
+        # one round trip for every channel of a question gives what the channels give one by one
+        q = EMB.embed_queries(["villes"])[0]
+        asked = [("villes migrants Lisbonne", "fr"), ("cities migrants", "en"), ("villes", "xx")]
+        for docs in (None, frozenset({doc})):
+            dense, keyword = view.search_channels([(DENSE, q)], asked, 20, (), docs)
+            alone = [view.dense(DENSE, q, 20, (), docs)], [view.keyword(t, g, 20, docs) for t, g in asked]
+            for got, want in zip([*dense, *keyword], [*alone[0], *alone[1]], strict=True):
+                assert list(got[0]) == list(want[0])
+                np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+        assert len(keyword[0][0]) and not len(keyword[2][0])
+
+
+def test_vector_cache_keeps_the_most_recently_used_within_its_budget():
+    from arrival.index.postgres import VectorCache
+
+    cache = VectorCache(budget=3 * 4 * 8)  # three vectors of 8 float32
+    vec = {i: np.full(8, i, dtype=np.float32) for i in range(5)}
+    cache.put(1.0, DENSE, {0: vec[0], 1: vec[1], 2: vec[2]})
+    assert set(cache.get(1.0, DENSE, [0])) == {0}  # 0 is now the most recent
+    cache.put(1.0, DENSE, {3: vec[3]})  # over budget: 1, the least recently used, goes
+    assert set(cache.get(1.0, DENSE, [0, 1, 2, 3])) == {0, 2, 3} and cache.size == 3 * 32
+    assert cache.get(2.0, DENSE, [0]) == {} and cache.get(1.0, "e5", [0]) == {}  # another index, another space
 
 
 def test_a_view_is_one_snapshot_and_a_reader_never_sees_half_a_document(pg_settings, tmp_path):
