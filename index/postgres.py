@@ -10,9 +10,10 @@ that several `arrival serve` processes, on one machine or many, share (schema: `
 
 Connections are pooled per process and URL; what does not change between commits (documents, languages, the
 lexicon) is cached per generation, which every commit increments. Passage vectors, which never change for the life
-of a passage id (ids come from a sequence and are never reused), are cached per process across generations, least
-recently used first out past VECTOR_CACHE_MB: the ranker reads a few hundred candidates' vectors per search, and
-fetching them from the database was a third of a search's time.
+of a passage id (ids come from a sequence and are never reused), are cached per process across generations up to
+VECTOR_CACHE_MB: the ranker reads a few hundred candidates' vectors per search, and fetching them from the
+database was a third of a search's time. The per-passage columns and rows a search reads are cached per
+generation (they change only at a commit: neighbours, translation partners, a moved document's path).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,34 +70,57 @@ def connect(url: str, application: str = "arrival", autocommit: bool = False) ->
     return conn
 
 
+class _Table:
+    """The cached vectors of one vector space of one index: rows of a matrix, by passage id."""
+
+    def __init__(self, dim: int) -> None:
+        self.pos: dict[int, int] = {}
+        self.mat = np.empty((1024, dim), dtype=np.float32)
+
+    def add(self, vectors: dict[int, np.ndarray]) -> int:
+        new = [(i, v) for i, v in vectors.items() if i not in self.pos]
+        need = len(self.pos) + len(new)
+        if need > len(self.mat):
+            grown = np.empty((max(need, 2 * len(self.mat)), self.mat.shape[1]), dtype=np.float32)
+            grown[: len(self.pos)] = self.mat[: len(self.pos)]
+            self.mat = grown
+        for i, v in new:
+            self.mat[len(self.pos)] = v
+            self.pos[i] = len(self.pos)
+        return len(new) * self.mat.shape[1] * 4
+
+
 class VectorCache:
-    """Vectors by (index, vector space, passage id), least recently used out past `budget` bytes; thread-safe."""
+    """Vectors by (index, vector space, passage id) up to `budget` bytes, then emptied and refilled (a server's
+    working set is the passages its questions reach; emptying costs one fetch per vector); thread-safe."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.size = 0
         self.lock = threading.Lock()
-        self.items: OrderedDict[tuple[Any, str, int], np.ndarray] = OrderedDict()
+        self.tables: dict[tuple[Any, str], _Table] = {}
 
-    def get(self, index: Any, space: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        found: dict[int, np.ndarray] = {}
+    def take(self, index: Any, space: str, ids: Sequence[int]) -> tuple[np.ndarray | None, list[int]]:
+        """(the vectors of `ids`, row-aligned, and []) when all are cached, else (None, the ids missing)."""
         with self.lock:
-            for i in ids:
-                vec = self.items.get((index, space, i))
-                if vec is not None:
-                    self.items.move_to_end((index, space, i))
-                    found[i] = vec
-        return found
+            table = self.tables.get((index, space))
+            if table is None:
+                return None, list(ids)
+            pos = [table.pos.get(i, -1) for i in ids]
+            missing = [i for i, p in zip(ids, pos, strict=True) if p < 0]
+            return (None, missing) if missing else (table.mat[pos], [])
 
     def put(self, index: Any, space: str, vectors: dict[int, np.ndarray]) -> None:
+        if not vectors:
+            return
+        dim = len(next(iter(vectors.values())))
         with self.lock:
-            for i, vec in vectors.items():
-                key = (index, space, i)
-                if key not in self.items:
-                    self.size += vec.nbytes
-                self.items[key] = vec
-            while self.size > self.budget and self.items:
-                self.size -= self.items.popitem(last=False)[1].nbytes
+            if self.size + len(vectors) * dim * 4 > self.budget:
+                self.tables, self.size = {}, 0
+            table = self.tables.get((index, space))
+            if table is None or table.mat.shape[1] != dim:
+                table = self.tables[(index, space)] = _Table(dim)
+            self.size += table.add(vectors)
 
 
 class _Pool:
@@ -108,7 +131,7 @@ class _Pool:
         self.lock = threading.Lock()
         self.idle: list[Any] = []
         self.cache: dict[str, Any] = {}  # key -> value, for generation `cache_generation`
-        self.cache_generation = -1
+        self.cache_generation: tuple[float, int] = (0.0, -1)
         self.vectors = VectorCache(VECTOR_CACHE_MB << 20)
 
     def get(self) -> Any:
@@ -140,18 +163,21 @@ class _Pool:
                 return
         conn.close()
 
-    def cached(self, generation: int, key: str, make: Any) -> Any:
-        """`make()` computed once per generation of the index (documents, languages, the lexicon)."""
+    def cached(self, generation: tuple[float, int], key: str, make: Any) -> Any:
+        """`make()` computed once per generation of the index (documents, languages, the lexicon, the rows read).
+        `generation` is (the index's creation time, its generation number): a rebuilt index counts again from 0."""
         with self.lock:
             if self.cache_generation == generation and key in self.cache:
                 return self.cache[key]
         value = make()
         with self.lock:
-            if generation > self.cache_generation:
-                self.cache, self.cache_generation = {}, generation
+            same_index = generation[0] == self.cache_generation[0]
+            if generation != self.cache_generation and not (same_index and generation[1] < self.cache_generation[1]):
+                self.cache, self.cache_generation = {}, generation  # a newer state (or another index): start over
             if generation == self.cache_generation:
-                self.cache[key] = value
-        return value
+                self.cache.setdefault(key, value)
+                return self.cache[key]
+        return value  # an older state than the cached one: not kept
 
     def close(self) -> None:
         with self.lock:

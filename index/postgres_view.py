@@ -11,8 +11,9 @@ transaction, held from the View's opening to its closing (see `index.postgres`).
   the question's lexemes by `setweight` + `ts_filter` before it is unnested: 2.6 times faster than unnesting
   every lexeme of every matching passage). bm25s's
   formula ("lucene": k1 1.5, b 0.75), so a channel's order is the embedded index's up to the analyzer.
-- Caches: the per-passage columns the retriever asks for several times in one search are read once per request;
-  vectors once per process (`index.postgres.VectorCache`).
+- Caches: the per-passage columns and the passage rows a search reads are kept per generation of the index (they
+  change only at a commit), vectors per process (`index.postgres.VectorCache`): a server's working set is read
+  from the database once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 K1, B = 1.5, 0.75
 REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+META_ROWS, CHUNK_ROWS = 500_000, 50_000  # cached per generation and process (a few hundred MB at most)
 _STATE = ("format_version, generation, embedder, dim, e5_embedder, e5_dim, chunk_size, chunk_overlap, passages, "
           "documents, created")
 
@@ -82,7 +84,9 @@ class PgView:
             from arrival.index.postgres_schema import register_vector
 
             conn.info_vector = register_vector(conn)
-        self._meta: dict[int, tuple[Any, ...]] = {}
+        # per-passage columns and rows change only at a commit: shared by the views of one generation
+        self._meta: dict[int, tuple[Any, ...]] = self._cached("meta", dict)
+        self._chunks: dict[int, ChunkRow] = self._cached("chunks", dict)
 
     # -- lifetime ------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -107,7 +111,7 @@ class PgView:
             return list(cur.fetchall())
 
     def _cached(self, key: str, make: Any) -> Any:
-        return self.pool.cached(int(self.state["generation"]), key, make)
+        return self.pool.cached((float(self.state["created"]), int(self.state["generation"])), key, make)
 
     # -- the View contract ---------------------------------------------------------------------------------
     @property
@@ -217,15 +221,24 @@ class PgView:
         if not wanted:
             return np.zeros((0, dim), dtype=np.float32)
         index = float(self.state["created"])  # ids restart only in a new schema, created at another time
-        have = self.pool.vectors.get(index, space, wanted)
-        missing = sorted(set(wanted) - have.keys())
-        if missing:
-            fetched = {int(i): as_array(vec) for i, vec in self._sql(
-                f"SELECT id, embedding FROM {SCHEMA}.vectors_{self._space(space)} WHERE id = ANY(%s)", [missing],
-                binary=True)}
-            self.pool.vectors.put(index, space, fetched)
-            have.update(fetched)
-        return np.stack([have[i] for i in wanted])
+        cache = self.pool.vectors
+        found, missing = cache.take(index, space, wanted)
+        if found is not None:
+            return found
+        fetched = self._fetch_vectors(space, sorted(set(missing)))
+        cache.put(index, space, fetched)
+        found, missing = cache.take(index, space, wanted)
+        if found is not None:
+            return found
+        fetched.update(self._fetch_vectors(space, sorted(set(missing))))  # the cache was emptied meanwhile
+        return np.stack([fetched[i] for i in wanted])
+
+    def _fetch_vectors(self, space: str, ids: list[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        return {int(i): as_array(vec) for i, vec in self._sql(
+            f"SELECT id, embedding FROM {SCHEMA}.vectors_{self._space(space)} WHERE id = ANY(%s)", [ids],
+            binary=True)}
 
     def idf(self, words: Sequence[str], lang: str) -> dict[str, float]:
         out = dict.fromkeys(words, 0.0)
@@ -241,14 +254,30 @@ class PgView:
         out.update({str(w): float(v) for w, v in rows})
         return out
 
+    def _lookup(self, cache: dict[int, Any], ids: Sequence[int], fetch: Any, limit: int) -> dict[int, Any]:
+        """What `cache` (shared by the views of one generation) has of `ids`, the rest from `fetch(missing)`."""
+        got: dict[int, Any] = {}
+        missing = []
+        for i in dict.fromkeys(ids):
+            row = cache.get(i)
+            if row is None:
+                missing.append(i)
+            else:
+                got[i] = row
+        if missing:
+            fetched = fetch(sorted(missing))
+            got.update(fetched)
+            if len(cache) + len(fetched) > limit:
+                cache.clear()
+            cache.update(fetched)
+        return got
+
     def meta(self, ids: np.ndarray) -> Meta:
         ids = np.asarray(ids, dtype=np.int64)
-        missing = sorted({int(i) for i in ids} - self._meta.keys())
-        if missing:
-            for r in self._sql("SELECT id, lang, doc_id, question_list, prev, next, partner, length, heading "
-                               f"FROM {SCHEMA}.passages WHERE id = ANY(%s)", [missing]):
-                self._meta[int(r[0])] = r[1:]
-        rows = [self._meta[int(i)] for i in ids]
+        found = self._lookup(self._meta, [int(i) for i in ids], lambda missing: {int(r[0]): r[1:] for r in self._sql(
+            "SELECT id, lang, doc_id, question_list, prev, next, partner, length, heading "
+            f"FROM {SCHEMA}.passages WHERE id = ANY(%s)", [missing])}, META_ROWS)
+        rows = [found[int(i)] for i in ids]
 
         def col(j: int, dtype: Any) -> np.ndarray:
             return np.array([r[j] for r in rows], dtype=dtype) if rows else np.empty(0, dtype=dtype)
@@ -266,7 +295,8 @@ class PgView:
         wanted = [int(i) for i in ids]
         if not wanted:
             return []
-        found = {c.id: c for c in self._rows("WHERE p.id = ANY(%s)", [wanted])}
+        found = self._lookup(self._chunks, wanted, lambda missing: {
+            c.id: c for c in self._rows("WHERE p.id = ANY(%s)", [missing])}, CHUNK_ROWS)
         return [found[i] for i in wanted if i in found]
 
     def documents(self) -> dict[str, DocInfo]:

@@ -170,7 +170,8 @@ class Retriever:
                      docs: frozenset[str] | None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 alone: the question analysed in its language, against the passages of every language (names and
         numbers match across languages), best first."""
-        parts = [view.keyword(query, target, n, docs) for target in view.languages if not langs or target in langs]
+        targets = [target for target in view.languages if not langs or target in langs]
+        parts = search_channels(view, [], [(query, target) for target in targets], n, langs, docs)[1]
         if not parts:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         ids = np.concatenate([p[0] for p in parts])

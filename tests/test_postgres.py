@@ -113,17 +113,38 @@ def test_keyword_channel_is_bm25_per_language(pg_settings, tmp_path):
         assert len(keyword[0][0]) and not len(keyword[2][0])
 
 
-def test_vector_cache_keeps_the_most_recently_used_within_its_budget():
+def test_vector_cache_gives_all_or_the_missing_and_stays_within_its_budget():
     from arrival.index.postgres import VectorCache
 
     cache = VectorCache(budget=3 * 4 * 8)  # three vectors of 8 float32
     vec = {i: np.full(8, i, dtype=np.float32) for i in range(5)}
+    assert cache.take(1.0, DENSE, [0, 1]) == (None, [0, 1])
     cache.put(1.0, DENSE, {0: vec[0], 1: vec[1], 2: vec[2]})
-    assert set(cache.get(1.0, DENSE, [0])) == {0}  # 0 is now the most recent
-    cache.put(1.0, DENSE, {3: vec[3]})  # over budget: 1, the least recently used, goes
-    assert set(cache.get(1.0, DENSE, [0, 1, 2, 3])) == {0, 2, 3} and cache.size == 3 * 32
-    assert cache.get(2.0, DENSE, [0]) == {} and cache.get(1.0, "e5", [0]) == {}  # another index, another space
+    got, missing = cache.take(1.0, DENSE, [2, 0, 2])
+    assert missing == [] and got is not None and got[:, 0].tolist() == [2, 0, 2]
+    assert cache.take(1.0, DENSE, [0, 3]) == (None, [3])
+    assert cache.take(2.0, DENSE, [0]) == (None, [0]) and cache.take(1.0, "e5", [0]) == (None, [0])
+    cache.put(1.0, DENSE, {3: vec[3]})  # over budget: emptied, then refilled with what came
+    assert cache.size == 32 and cache.take(1.0, DENSE, [0]) == (None, [0])
+    got, _ = cache.take(1.0, DENSE, [3])
+    assert got is not None and got[0, 0] == 3
 
+
+def test_a_rebuilt_index_is_never_answered_from_the_old_ones_cache(pg_settings, tmp_path):
+    """The rows cached for generation N of an index are not served for generation N of a rebuilt one."""
+    _ingest(pg_settings, _demo(tmp_path))
+    retriever = Retriever.from_settings(pg_settings, EMB)
+    with retriever.pinned() as view:
+        before = {c.chunk_id for c in view.chunks([c.id for c in view.iter_chunks()])}
+    other = tmp_path / "other"
+    other.mkdir()
+    good_pdf(other / "other.pdf", n_pages=2, tag="rebuilt")
+    report = Indexer(pg_settings, HashEmbedder(128)).ingest([other], rebuild=True)  # another embedder: new schema
+    assert [f.status for f in report.files] == ["indexed"]
+    with open_backend(pg_settings, HashEmbedder(128).id).pinned() as view:
+        rows = list(view.iter_chunks())
+        assert rows and not {c.chunk_id for c in view.chunks([c.id for c in rows])} & before
+        assert [c.text for c in view.chunks([c.id for c in rows])] == [c.text for c in rows]
 
 def test_a_view_is_one_snapshot_and_a_reader_never_sees_half_a_document(pg_settings, tmp_path):
     _ingest(pg_settings, _demo(tmp_path))

