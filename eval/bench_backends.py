@@ -162,3 +162,51 @@ def phase_dask(spec: dict[str, Any]) -> dict[str, Any]:
         "same_passages_as_local": chunk_ids(settings) == chunk_ids(reference),
         "cpus": os.cpu_count(),
     }
+
+
+def phase_postgres_scaled(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec["n"]` synthetic passages (eval/bench_pipeline.py's, from the index at `spec["source"]`) written into
+    the empty database `spec["database_url"]` through the PostgreSQL writer, then single hybrid searches, with and
+    without a language filter, query embedding included."""
+    from arrival.eval.bench_pipeline import _source, _SpaceOnly, _WordVectors, synthetic_documents
+    from arrival.index.backend import open_backend
+    from arrival.index.retrieve import Filters, Retriever
+    from arrival.index.view import DENSE, E5
+
+    settings = phase_settings(spec).model_copy(update={"database_url": spec["database_url"]})
+    t0 = time.perf_counter()
+    snap, rows, vectors = _source(spec["source"])
+    m = snap.manifest
+    embedders: dict[str, Any] = {DENSE: _WordVectors(m.embedder, m.dim, snap.lexicon, settings)}
+    if E5 in snap.embedders:
+        embedders[E5] = _SpaceOnly(m.e5_embedder, m.e5_dim)
+    docs = synthetic_documents(int(spec["n"]), rows, vectors, Path(spec["docs"]), int(spec.get("seed", 0)))
+    backend = open_backend(settings, m.embedder)
+    with backend.writer(embedders, m.chunk_size, m.chunk_overlap) as writer:
+        for doc in docs:
+            writer.add(doc)
+        t_commit = time.perf_counter()
+        writer.commit()
+    snap.close()
+    build_s, commit_s = time.perf_counter() - t0, time.perf_counter() - t_commit
+    embedder = phase_embedder(settings)
+    retriever = Retriever.from_settings(settings, embedder)
+    n, warm, k = int(spec["queries"]), int(spec["warmup"]), int(settings.k)
+    questions = read_questions(spec["questions"], n + warm)
+    with retriever.pinned() as view:
+        langs, stats = sorted(view.languages), view.stats()
+    for i, q in enumerate(questions[:warm]):
+        retriever.search(q, k=k, mode="hybrid")
+        retriever.search(q, k=k, mode="hybrid", filters=Filters(langs=(langs[i % len(langs)],)))
+    plain: list[float] = []
+    filtered: list[float] = []
+    for i, q in enumerate(questions[warm:]):
+        lang_filter = Filters(langs=(langs[i % len(langs)],))
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            retriever.search(q, k=k, mode="hybrid", filters=lang_filter if which else None)
+            (filtered if which else plain).append(time.perf_counter() - t)
+    return {"passages": stats["chunks"], "documents": stats["documents"], "build_s": round(build_s, 2),
+            "commit_s": round(commit_s, 2), "index_bytes": stats["index_bytes"],
+            "hybrid": percentiles(plain), "hybrid_filtered": percentiles(filtered),
+            "peak_rss_mb": maxrss_mb(resource.RUSAGE_SELF), "server": _redact(spec["database_url"])}

@@ -16,6 +16,9 @@ Everything lives in one Postgres schema, ``arrival``, of the database ARRIVAL_DA
                   scan (iterative scans, pgvector >= 0.8); HNSW index with inner-product ops (unit vectors)
     terms         per-language document frequency of every lexeme; lang_stats: passages and lexemes per
     lang_stats    language (BM25 statistics of each language's passages, like one bm25s index per language)
+    postings      (language, lexeme, passage) with the lexeme's BM25 weight in the passage before idf (its
+                  "impact", computed with the language's mean length when the passage was written), indexed by
+                  impact: a keyword search reads the best passages of each of its lexemes, not every match
     lexicon       the corpus's bilingual word table: per-language word counts, a vector for the vocabulary
     surface       every folded word of the passages with the number of documents holding it (`View.knows`)
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: postings
 SCHEMA = "arrival"
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"arrival ingest").digest()[:8], "big", signed=True)
 # arrival's stemmed languages -> PostgreSQL's Snowball configurations; any other language is analysed by `simple`
@@ -96,6 +99,9 @@ CREATE INDEX passages_doc ON {SCHEMA}.passages (doc_id);
 CREATE INDEX passages_partner ON {SCHEMA}.passages (partner) WHERE partner >= 0;
 {vector_tables}
 CREATE TABLE {SCHEMA}.terms (lang text NOT NULL, term text NOT NULL, df int NOT NULL, PRIMARY KEY (lang, term));
+CREATE TABLE {SCHEMA}.postings (lang text NOT NULL, term text NOT NULL, id bigint NOT NULL, impact real NOT NULL,
+    PRIMARY KEY (lang, term, id));
+CREATE INDEX postings_impact ON {SCHEMA}.postings (lang, term, impact DESC, id);
 CREATE TABLE {SCHEMA}.lang_stats (lang text PRIMARY KEY, passages bigint NOT NULL, terms bigint NOT NULL);
 CREATE TABLE {SCHEMA}.lexicon (
     lang text NOT NULL, word text NOT NULL, n bigint NOT NULL, vector vector({dims['dense']}),

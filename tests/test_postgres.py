@@ -249,6 +249,11 @@ def test_incremental_derived_data_equals_a_fresh_build(pg_settings, pg_url, tmp_
                 query = f"SELECT {cols} FROM arrival.{table} ORDER BY 1, 2"
                 assert x.execute(query).fetchall() == y.execute(query).fetchall(), table
             assert x.execute(partners).fetchall() == y.execute(partners).fetchall()
+            postings = ("SELECT o.lang, o.term, p.chunk_id FROM arrival.postings o JOIN arrival.passages p "
+                        "ON p.id = o.id ORDER BY 1, 2, 3")  # impacts differ: the mean length when written
+            assert x.execute(postings).fetchall() == y.execute(postings).fetchall()
+            assert len(x.execute(postings).fetchall()) == x.execute(
+                "SELECT count(*) FROM arrival.passages p, unnest(p.tsv)").fetchone()[0]
     finally:
         drop_database(postgres_server, name)
 
@@ -273,6 +278,17 @@ def test_index_mismatches_and_missing_index_are_one_line_errors(pg_settings, tmp
     with PostgresBackend(pg_settings.database_url, "hash:128").pinned() as view:
         assert view.embedders == {DENSE: "hash:128"} and view.vectors(DENSE, np.array([next(view.iter_chunks()).id]
                                                                                      )).shape == (1, 128)
+    with psycopg.connect(pg_settings.database_url, autocommit=True) as conn:  # an index of an older format
+        conn.execute("UPDATE arrival.state SET format_version = format_version - 1")
+    other_settings = pg_settings.model_copy(update={"model": "hash:128"})
+    with pytest.raises(IndexOpenError, match="index format .*rebuild"):
+        PostgresBackend(pg_settings.database_url, "hash:128").view()
+    with pytest.raises(IndexOpenError, match="index format .*rebuild"):
+        Indexer(other_settings, other).ingest([tmp_path / "docs"])
+    rep = Indexer(other_settings, other).ingest([tmp_path / "docs"], rebuild=True)  # --rebuild replaces it
+    assert [f.status for f in rep.files] == ["indexed"]
+    with PostgresBackend(pg_settings.database_url, "hash:128").pinned() as view:
+        assert view.count() == rep.files[0].chunks
     with pytest.raises(IndexOpenError, match=r"^postgresql://me:\*\*\*@/nowhere.*: cannot connect to PostgreSQL"):
         PostgresBackend("postgresql://me:secret@/nowhere?host=/nonexistent").has_index()
 
