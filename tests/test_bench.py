@@ -30,7 +30,7 @@ def smoke() -> dict:
     env = {**os.environ, "ARRIVAL_MODEL": "hash:256", "GRADIO_ANALYTICS_ENABLED": "False"}
     p = subprocess.run(
         [sys.executable, "-m", "arrival.cli", "bench", "--corpus", str(DEMO.parent), "--scaling", "2000",
-         "--queries", "20", "--repeat", "1", "--model", "hash:256", "--json", "-q"],
+         "--queries", "20", "--repeat", "1", "--model", "hash:256", "--postgres-passages", "3000", "--json", "-q"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
     )
     assert p.returncode == 0, p.stderr[-2000:]
@@ -65,12 +65,28 @@ def test_smoke_bench_scaling_rows(smoke):
     assert smoke["ann_real_queries"] > 0 and smoke["ann_real_vectors"] >= smoke["corpus_chunks"]
 
 
+def test_smoke_bench_postgres_and_dask(smoke):
+    """The backend runs: a real (embedded) PostgreSQL with pgvector and a real 2-worker Dask LocalCluster."""
+    pg = smoke["postgres"]
+    assert "skipped" not in pg, pg
+    assert pg["indexed"] == 1 and pg["chunks"] == smoke["corpus_chunks"] and _positive(pg["ingest_seconds"])
+    for backend in ("embedded", "postgres"):
+        assert all(_positive(pg["search"][backend][m]["p95_ms"]) for m in ("bm25", "dense", "hybrid"))
+    assert pg["hybrid_top5_overlap"] >= 0.5  # the same index on two backends (the real model: test_postgres_real)
+    scaled = smoke["postgres_scaled"][0]
+    assert scaled["passages"] == 3000 and _positive(scaled["hybrid"]["p95_ms"])
+    assert _positive(scaled["hybrid_filtered"]["p95_ms"])
+    dask = smoke["dask"]
+    assert dask["workers"] == 2 and dask["same_passages_as_local"] is True and _positive(dask["ratio_vs_local"])
+
+
 def test_markdown_table_renders_the_result(smoke):
     from arrival.eval.bench import markdown_table
 
     md = markdown_table(smoke)
     assert "| Cold ingest |" in md and "| Ingest time arrival / LangChain |" in md
     assert "| 2,000 | ivf |" in md and "load average" in md
+    assert "PostgreSQL backend" in md and "| hybrid p50 / p95 |" in md and "Dask ingest" in md
 
 
 def test_scaling_sizes_parse():

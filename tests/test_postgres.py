@@ -281,9 +281,9 @@ def test_index_mismatches_and_missing_index_are_one_line_errors(pg_settings, tmp
     with psycopg.connect(pg_settings.database_url, autocommit=True) as conn:  # an index of an older format
         conn.execute("UPDATE arrival.state SET format_version = format_version - 1")
     other_settings = pg_settings.model_copy(update={"model": "hash:128"})
-    with pytest.raises(IndexOpenError, match="index format .*rebuild"):
+    with pytest.raises(IndexOpenError, match=r"index format .*rebuild"):
         PostgresBackend(pg_settings.database_url, "hash:128").view()
-    with pytest.raises(IndexOpenError, match="index format .*rebuild"):
+    with pytest.raises(IndexOpenError, match=r"index format .*rebuild"):
         Indexer(other_settings, other).ingest([tmp_path / "docs"])
     rep = Indexer(other_settings, other).ingest([tmp_path / "docs"], rebuild=True)  # --rebuild replaces it
     assert [f.status for f in rep.files] == ["indexed"]
