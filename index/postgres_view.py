@@ -4,15 +4,15 @@ transaction, held from the View's opening to its closing (see `index.postgres`).
 - `dense`: an HNSW scan (inner product of unit vectors = cosine) with the language and document filters in the
   same statement; iterative scans (pgvector >= 0.8) go on through the graph until enough rows pass the filter,
   and the planner takes the document index instead when a filter keeps only a few documents.
-- `keyword`: BM25 computed in SQL over the passages of the target language: the candidates are the TERM_DEPTH
-  passages of highest impact of each of the question's lexemes (`postings`, an index range scan each; with a
-  document filter, every matching passage of those documents through the language's partial GIN index), scored
-  exactly: the question analysed by the language's text search configuration, each lexeme's document
-  frequency and the language's passage count and mean length from `terms`/`lang_stats` (statistics per
-  language, as in the embedded index), its frequency in a passage from the positions stored in `tsv` (narrowed to
-  the question's lexemes by `setweight` + `ts_filter` before it is unnested: 2.6 times faster than unnesting
-  every lexeme of every matching passage). bm25s's
-  formula ("lucene": k1 1.5, b 0.75), so a channel's order is the embedded index's up to the analyzer.
+- `keyword`: BM25 computed in SQL over the passages of the target language, from `postings`: each lexeme of the
+  question (analysed by the language's text search configuration) weighs idf (from its document frequency and
+  the language's passage count in `terms`/`lang_stats`: statistics per language, as in the embedded index) times
+  its stored impact in the passage (its saturated, length-normalised frequency, bm25s's "lucene" formula, k1 1.5,
+  b 0.75, computed with the language's mean length when the passage was written); only the TERM_DEPTH postings of
+  highest impact of each lexeme are read (an index-only range scan each), so the scores are exact for every
+  lexeme held by at most TERM_DEPTH passages (nearly all of them at the shared corpus's size) and leave out the
+  smallest contributions of the commonest words beyond. A search filtered to documents scores their matching
+  passages from their own `tsv` (the language's partial GIN index), exactly.
 - Caches: the per-passage columns and the passage rows a search reads are kept per generation of the index (they
   change only at a commit), vectors per process (`index.postgres.VectorCache`): a server's working set is read
   from the database once.
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from arrival.index.postgres import PostgresBackend
 
 K1, B = 1.5, 0.75
-TERM_DEPTH = 400  # passages read per lexeme of a question, best impact first (exact BM25 while df <= this)
+TERM_DEPTH = 1000  # postings read per lexeme of a question, best impact first (exact while its df <= this)
 REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 META_ROWS, CHUNK_ROWS = 500_000, 50_000  # cached per generation and process (a few hundred MB at most)
@@ -163,36 +163,30 @@ class PgView:
         if n <= 0 or not safe_lang(target) or target not in self.languages or (docs is not None and not docs):
             return None
         lang = f"'{target}'"
-        if docs is None:  # the best passages of each lexeme by impact, then their exact scores
-            params: list[Any] = [text]
-            cand = f"""c AS MATERIALIZED (
-                SELECT DISTINCT x.id FROM w CROSS JOIN LATERAL (
-                    SELECT po.id FROM {SCHEMA}.postings po WHERE po.lang = {lang} AND po.term = w.term
-                    ORDER BY po.impact DESC LIMIT {max(TERM_DEPTH, 4 * int(n))}) x),"""
-            source = f"c JOIN {SCHEMA}.passages p USING (id) CROSS JOIN a"
-            where = f"p.lang = {lang}"
-        else:  # a few documents: every passage of theirs that matches
-            params = [text, sorted(docs)]
-            cand = ""
-            source = f"{SCHEMA}.passages p CROSS JOIN a"
-            where = f"p.lang = {lang} AND p.tsv @@ a.tsq AND p.doc_id = ANY(%s)"
-        return f"""
+        weights = f"""
             WITH q AS MATERIALIZED (
                 SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector({SCHEMA}.ts_config({lang}), %s))),
             w AS MATERIALIZED (
                 SELECT q.term, ln(1 + (s.passages - t.df + 0.5) / (t.df + 0.5)) AS idf,
                        s.terms::float8 / greatest(s.passages, 1) AS avgdl
                 FROM q JOIN {SCHEMA}.terms t ON t.lang = {lang} AND t.term = q.term
-                JOIN {SCHEMA}.lang_stats s ON s.lang = {lang}),
-            {cand}
+                JOIN {SCHEMA}.lang_stats s ON s.lang = {lang})"""
+        if docs is None:  # each lexeme's best passages by impact, read from the index alone
+            return f"""{weights}
+            SELECT x.id, sum(w.idf * x.impact)::float4 AS score FROM w CROSS JOIN LATERAL (
+                SELECT po.id, po.impact FROM {SCHEMA}.postings po WHERE po.lang = {lang} AND po.term = w.term
+                ORDER BY po.impact DESC LIMIT {max(TERM_DEPTH, 4 * int(n))}) x
+            GROUP BY x.id ORDER BY score DESC, x.id LIMIT {int(n)}""", [text]
+        # a few documents: every passage of theirs that matches, scored from its own text
+        return f"""{weights},
             a AS MATERIALIZED (SELECT array_agg(term) AS terms, {SCHEMA}.any_of(array_agg(term)) AS tsq FROM w)
             SELECT p.id, sum(w.idf * u.tf / (u.tf + {K1} * (1 - {B} + {B} * p.n_terms / w.avgdl)))::float4 AS score
-            FROM {source}
+            FROM {SCHEMA}.passages p CROSS JOIN a
             CROSS JOIN LATERAL (SELECT lexeme, array_length(positions, 1) AS tf
                                 FROM unnest(ts_filter(setweight(p.tsv, 'A', a.terms), '{{a}}'))) u
             JOIN w ON w.term = u.lexeme
-            WHERE {where}
-            GROUP BY p.id ORDER BY score DESC, p.id LIMIT {int(n)}""", params
+            WHERE p.lang = {lang} AND p.tsv @@ a.tsq AND p.doc_id = ANY(%s)
+            GROUP BY p.id ORDER BY score DESC, p.id LIMIT {int(n)}""", [text, sorted(docs)]
 
     def _results(self, stmts: Sequence[tuple[str, list[Any]] | None]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, scores) of each statement, sent to the server together (psycopg's pipeline mode: one round
