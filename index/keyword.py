@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -20,8 +21,16 @@ _ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ]",
 
 def fold(text: str) -> str:
     """Lower-case and strip accents (é -> e, ç -> c), after NFKC."""
+    if text.isascii():  # NFKC, NFKD and the combining marks leave ASCII as it is; casefold is lower there
+        return text.lower()
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.translate(_combining())
+
+
+@lru_cache(maxsize=1)
+def _combining() -> dict[int, None]:
+    """str.translate table deleting every combining character (unicodedata.combining != 0)."""
+    return dict.fromkeys((cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))), None)
 
 
 @lru_cache(maxsize=1)
