@@ -60,7 +60,22 @@ def _stemmer(lang: str):  # type: ignore[no-untyped-def]
 
 
 def analyze(text: str, lang: str) -> list[str]:
-    """Tokens for BM25: elision removed, folded, stop words dropped, stemmed in the text's language."""
+    """Tokens for BM25: elision removed, folded, stop words dropped, stemmed in the text's language. Short texts
+    (queries, headings, words: analysed again and again at query time) come from a cache."""
+    if len(text) <= _CACHED_CHARS:
+        return list(_analyze_short(text, lang))
+    return _analyze(text, lang)
+
+
+_CACHED_CHARS = 300
+
+
+@lru_cache(maxsize=50_000)
+def _analyze_short(text: str, lang: str) -> tuple[str, ...]:
+    return tuple(_analyze(text, lang))
+
+
+def _analyze(text: str, lang: str) -> list[str]:
     words = _TOKEN.findall(fold(_ELISION.sub(" ", text)))
     stop = stopwords(lang)
     kept = [w for w in words if w not in stop and (len(w) > 1 or w.isdigit())]
@@ -88,7 +103,7 @@ class KeywordIndex:
         for lang in sorted(set(langs)):
             rows = np.flatnonzero(by_lang == lang).astype(np.int64)
             bm25 = bm25s.BM25()
-            bm25.index([analyze(texts[r], lang) or ["\u2205"] for r in rows], show_progress=False)
+            bm25.index([_analyze(texts[r], lang) or ["\u2205"] for r in rows], show_progress=False)
             parts[lang] = (rows, bm25)
         return cls(parts, len(texts))
 
