@@ -289,6 +289,8 @@ def phase_pipeline_update(spec: dict[str, Any]) -> dict[str, Any]:
     settings = phase_settings(spec)
     t = time.perf_counter()
     indexer = Indexer.from_settings(settings)
+    for embedder in indexer.embedders.values():  # encoders load lazily: a running server has them loaded
+        embedder.embed_passages(["warm-up"])
     models_s = time.perf_counter() - t
     work = Path(spec["work"])
     work.mkdir(parents=True, exist_ok=True)
