@@ -70,13 +70,15 @@ test-fast: $(VENV)/.installed-test
 fuzz: $(VENV)/.installed-test
 	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -q tests/test_fuzz.py tests/test_clean.py
 
-# Full benchmark (~15 min on 2 cores): ingest vs LangChain, latency, memory, 10k/100k/1M vector scaling.
+# Full benchmark (about 1.5 h on 2 cores, 14 GB peak): ingest vs LangChain, latency, memory, 10k/100k/1M vector
+# scaling, the whole pipeline on synthetic indexes of 100k and 1M passages, PostgreSQL (a throwaway embedded
+# server; 100k passages) and the 2-worker Dask ingest.
 bench: setup-test
 	$(BIN)/arrival bench --corpus ../shared/corpus
 
 # Small run that CI keeps green so the benchmark cannot rot (numbers not checked).
 bench-smoke: setup-test
-	$(BIN)/arrival bench --corpus corpus/ --scaling 2000 --json
+	$(BIN)/arrival bench --corpus corpus/ --scaling 2000 --pipeline 3000 --postgres-passages 3000 --json
 
 # 20 simulated users asking the chat questions for 60 s on a server of its own (loopback, temporary index).
 load: $(VENV)/.installed-test model

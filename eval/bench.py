@@ -23,9 +23,14 @@ Phases, all on one machine with one embedder spec:
 ``postgres``, ``postgres_scaled``, ``dask``  the PostgreSQL backend (cold ingest, search interleaved with the
                embedded index, and search at 100k synthetic passages) and the ingest on a 2-worker Dask
                LocalCluster against the local one (eval/bench_backends.py).
+``pipeline_*`` per size in ``--pipeline`` (default 100k and 1M passages): a synthetic index built from the real
+               corpus's passages through the store's writer, then, each in a fresh process, the retriever loaded as
+               a server loads it and timed (hybrid p50/p95, with and without a language filter), and one real PDF
+               added and removed; then the 20-user load test against that index (eval/bench_pipeline.py).
 
 The phases live beside this module: eval/bench_ingest.py (ingest, langchain), eval/bench_serve.py (serve),
-eval/bench_vectors.py (ann_real, scaling, and the synthetic vectors), eval/bench_embed.py (embedders);
+eval/bench_vectors.py (ann_real, scaling, and the synthetic vectors), eval/bench_embed.py (embedders),
+eval/bench_pipeline.py (pipeline_build, pipeline_serve, pipeline_update);
 eval/bench_common.py holds the shared helpers and eval/bench_report.py the summary and the Markdown report. This
 module runs them, each in a child process, and puts the result together.
 """
@@ -38,6 +43,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +55,7 @@ from typing import Any
 
 from arrival.eval.bench_backends import phase_dask, phase_postgres, phase_postgres_scaled, run_backends
 from arrival.eval.bench_common import (
+    DEFAULT_PIPELINE,
     DEFAULT_SCALING,
     HNSW_MAX_DEFAULT,
     BenchError,
@@ -60,19 +67,26 @@ from arrival.eval.bench_common import (
 )
 from arrival.eval.bench_embed import EMBEDDERS, phase_embedders
 from arrival.eval.bench_ingest import phase_ingest, phase_langchain
+from arrival.eval.bench_pipeline import (
+    phase_pipeline_build,
+    phase_pipeline_serve,
+    phase_pipeline_update,
+    pipeline_row,
+)
 from arrival.eval.bench_report import markdown_table, recommend, summarize
 from arrival.eval.bench_serve import phase_serve
 from arrival.eval.bench_vectors import Mixture, choose_index, phase_ann_real, phase_scaling
 from arrival.index.vectors import ivf_nlist
 
-__all__ = ["DEFAULT_SCALING", "HNSW_MAX_DEFAULT", "PHASES", "BenchError", "BenchOptions", "Mixture",
+__all__ = ["DEFAULT_PIPELINE", "DEFAULT_SCALING", "HNSW_MAX_DEFAULT", "PHASES", "BenchError", "BenchOptions", "Mixture",
            "choose_index", "ivf_nlist", "markdown_table", "percentiles", "recall_at_k", "recommend", "run_bench",
            "run_phase", "summarize"]
 
 PHASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ingest": phase_ingest, "langchain": phase_langchain, "serve": phase_serve, "ann_real": phase_ann_real,
     "scaling": phase_scaling, "embedders": phase_embedders, "postgres": phase_postgres,
-    "postgres_scaled": phase_postgres_scaled, "dask": phase_dask,
+    "postgres_scaled": phase_postgres_scaled, "dask": phase_dask, "pipeline_build": phase_pipeline_build,
+    "pipeline_serve": phase_pipeline_serve, "pipeline_update": phase_pipeline_update,
 }
 
 
@@ -155,6 +169,12 @@ class BenchOptions:
     postgres: str = "auto"  # "auto": a throwaway embedded PostgreSQL when installed; "none"; or a server's URL
     postgres_passages: int = 100_000  # synthetic passages of the PostgreSQL run at scale (0 skips it)
     dask: bool = True  # the ingest on a 2-worker Dask LocalCluster
+    pipeline: tuple[int, ...] = DEFAULT_PIPELINE  # synthetic index sizes for the whole-pipeline runs
+    pipeline_pdf: Path | None = None  # the PDF added and removed (default: the bundled ~20-page GFMD paper)
+    pipeline_users: int = 20  # load test against each synthetic index
+    pipeline_seconds: float = 60.0
+    pipeline_only: bool = False  # only the pipeline runs (after one cold ingest of the corpus as their source)
+    pipeline_source: Path | None = None  # an existing index home (read only) as their source instead of that ingest
 
 
 def check_requirements() -> None:
@@ -180,9 +200,39 @@ def _noop_cli(opts: BenchOptions, home: Path) -> float:
     return wall
 
 
+def run_pipeline(opts: BenchOptions, base: dict[str, Any], source: Path, n: int, work: Path) -> dict[str, Any]:
+    """One size of the whole-pipeline benchmark (eval/bench_pipeline.py): build, load and search, add and remove a
+    PDF, each in a process of its own, then the load test (its own server process) against the same home."""
+    from arrival.eval.load import LoadOptions, run_load
+
+    pdf = opts.pipeline_pdf or default_pdf()
+    home = work / "home"
+    env = {"ARRIVAL_GC_GRACE_SECONDS": "0"}  # a replaced generation is removed at once: disk is the live one's
+    spec = {**base, "home": str(home)}
+    build = run_phase("pipeline_build", {**spec, "n": n, "source": str(source), "docs": str(work / "docs")}, env)
+    serve = run_phase("pipeline_serve", {**spec, "queries": opts.queries, "warmup": opts.warmup}, env)
+    update = run_phase("pipeline_update", {**spec, "pdf": str(pdf), "work": str(work / "upload")}, env)
+    load = None
+    if opts.pipeline_users > 0 and opts.pipeline_seconds > 0:
+        load = run_load(LoadOptions(users=opts.pipeline_users, seconds=opts.pipeline_seconds, home=home,
+                                    model=opts.model, threads=opts.threads, cache=opts.cache))
+    row = pipeline_row(build, serve, update, load)
+    shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def default_pdf() -> Path:
+    """The bundled GFMD paper (18 pages): the ~20-page PDF the pipeline runs add and remove."""
+    from arrival.assistant.server import bundled_corpus
+
+    pdfs = sorted(bundled_corpus().glob("*.pdf"))
+    if not pdfs:
+        raise BenchError(f"{bundled_corpus()}: no bundled PDF; pass --pipeline-pdf")
+    return pdfs[0]
+
+
 def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Every phase, in order; returns the full result (see `summary_keys` for the headline numbers)."""
-    import faiss
 
     check_requirements()
     if not opts.corpus.is_dir() and not opts.corpus.is_file():
@@ -191,14 +241,18 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
 
     questions = str(opts.questions or default_questions())
     sizes = tuple(n for n in opts.scaling if n > 0)
+    pipeline = tuple(n for n in opts.pipeline if n > 0)
     rounds = range(1, max(1, opts.repeat) + 1)
     steps = [*[f"{p} {r}" for r in rounds for p in (("ingest", "langchain") if r % 2 else ("langchain", "ingest"))],
              "noop", "serve", "ann_real", *[f"embedders {m}" for m in EMBEDDERS],
              *(["postgres"] if opts.postgres != "none" else []),
              *([f"postgres {opts.postgres_passages:,}"] if opts.postgres != "none" and opts.postgres_passages else []),
-             *(["dask"] if opts.dask else []), *[f"scaling {n:,}" for n in sizes]]
+             *(["dask"] if opts.dask else []), *[f"scaling {n:,}" for n in sizes],
+             *[f"pipeline {n:,}" for n in pipeline]]
     started = time.time()
     load_start = os.getloadavg()
+    if opts.pipeline_only:
+        return _pipeline_only(opts, pipeline, questions, progress)
     out: dict[str, Any] = {}
 
     def step(name: str) -> None:
@@ -247,12 +301,27 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
         backends = run_backends(run_phase, {**base, "queries": opts.queries, "warmup": opts.warmup}, home,
                                 float(ingest["seconds"]), Path(tmp), opts.postgres, opts.postgres_passages,
                                 opts.dask, step)
+        pipelines = []
+        for n in pipeline:  # the source of the synthetic passages is the real index just built
+            step(f"pipeline {n:,}")
+            pipelines.append(run_pipeline(opts, base, home, n, Path(tmp) / f"pipeline-{n}"))
     scaling = []
     for n in sizes:
         step(f"scaling {n:,}")
         scaling.append(run_phase("scaling", {"n": n, "queries": opts.scaling_queries, "hnsw_max": opts.hnsw_max}))
     step("done")
-    out["machine"] = {
+    out["machine"] = _machine(load_start, started)
+    out.update(summarize(ingest, lc, serve, ann_real, scaling, embedders))
+    out.update(backends)
+    out["pipeline"] = pipelines
+    out["details"] = {"ingest": ingest, "langchain": lc, "serve": serve, "ann_real": ann_real}
+    return out
+
+
+def _machine(load_start: tuple[float, float, float], started: float) -> dict[str, Any]:
+    import faiss
+
+    return {
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
         "faiss": getattr(faiss, "__version__", "?"), "faiss_default_threads": faiss.omp_get_max_threads(),
         "load_average_start": [round(x, 2) for x in load_start],
@@ -260,9 +329,34 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
     }
-    out.update(summarize(ingest, lc, serve, ann_real, scaling, embedders))
-    out.update(backends)
-    out["details"] = {"ingest": ingest, "langchain": lc, "serve": serve, "ann_real": ann_real}
+
+
+def _pipeline_only(opts: BenchOptions, sizes: tuple[int, ...], questions: str, progress: Progress | None
+                   ) -> dict[str, Any]:
+    """`--pipeline-only`: the pipeline runs alone, their passages taken from `--pipeline-source` or from one cold
+    ingest of the corpus."""
+    started, load_start = time.time(), os.getloadavg()
+    steps = [*([] if opts.pipeline_source else ["ingest"]), *[f"pipeline {n:,}" for n in sizes]]
+    out: dict[str, Any] = {"pipeline": []}
+    with tempfile.TemporaryDirectory(prefix="arrival-bench-home-") as tmp:
+        base = {"model": opts.model, "threads": opts.threads, "cache": str(opts.cache) if opts.cache else None,
+                "corpus": str(opts.corpus), "questions": questions}
+        source = opts.pipeline_source
+        if source is None:
+            if progress:
+                progress("ingest", 0, len(steps))
+            source = Path(tmp) / "home"
+            run_phase("ingest", {**base, "home": str(source)})
+        elif not (source / "CURRENT").is_file():
+            raise BenchError(f"{source}: no index there (--pipeline-source)")
+        out["pipeline_source"] = str(source)
+        for n in sizes:
+            if progress:
+                progress(f"pipeline {n:,}", steps.index(f"pipeline {n:,}"), len(steps))
+            out["pipeline"].append(run_pipeline(opts, base, source, n, Path(tmp) / f"pipeline-{n}"))
+    if progress:
+        progress("done", len(steps), len(steps))
+    out["machine"] = _machine(load_start, started)
     return out
 
 

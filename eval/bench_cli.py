@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def _sizes(text: str) -> tuple[int, ...]:  # for --scaling and --pipeline
     try:
         sizes = tuple(int(float(x.strip().lower().replace("k", "e3").replace("m", "e6")))
                       for x in text.split(",") if x.strip())
@@ -33,6 +33,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="folder of PDFs to ingest (default: ./corpus)")
     p.add_argument("--scaling", type=_sizes, default=None, metavar="N,N,...",
                    help="synthetic vector counts (default 10k,100k,1m; 0 skips the scaling runs)")
+    p.add_argument("--pipeline", type=_sizes, default=None, metavar="N,N,...",
+                   help="passages of the synthetic indexes on which the whole pipeline is measured: build, load, "
+                        "hybrid search with and without a language filter, adding and removing a PDF, the load "
+                        "test (default 100k,1m; 0 skips them). Separate from --scaling: a pipeline run costs "
+                        "minutes per size, a FAISS-only scaling run seconds")
+    p.add_argument("--pipeline-pdf", type=Path, default=None, metavar="PDF",
+                   help="the PDF added and removed in the pipeline runs (default: the bundled 18-page GFMD paper)")
+    p.add_argument("--pipeline-users", type=int, default=20, metavar="N",
+                   help="simulated users of the load test against each synthetic index (default 20; 0 skips it)")
+    p.add_argument("--pipeline-seconds", type=float, default=60.0, metavar="S",
+                   help="length of that load test (default 60)")
+    p.add_argument("--pipeline-only", action="store_true",
+                   help="run only the pipeline measurements (their passages come from one cold ingest of --corpus, "
+                        "or from --pipeline-source)")
+    p.add_argument("--pipeline-source", type=Path, default=None, metavar="HOME",
+                   help="an existing index home whose passages and vectors the synthetic indexes are built from "
+                        "(read only; default: a cold ingest of --corpus)")
     p.add_argument("--queries", type=int, default=200, metavar="N",
                    help="timed single queries per search mode and timed answers (default 200)")
     p.add_argument("--repeat", type=int, default=2, metavar="N",
@@ -57,6 +74,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from arrival.eval.bench import (
+        DEFAULT_PIPELINE,
         DEFAULT_SCALING,
         HNSW_MAX_DEFAULT,
         BenchError,
@@ -73,8 +91,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         corpus=args.corpus, model=settings.model, threads=settings.threads, cache=settings.cache,
         scaling=DEFAULT_SCALING if args.scaling is None else args.scaling, queries=args.queries,
         hnsw_max=HNSW_MAX_DEFAULT if args.hnsw_max is None else args.hnsw_max, questions=args.questions,
-        repeat=args.repeat, postgres=args.postgres, postgres_passages=args.postgres_passages,
-        dask=not args.no_dask,
+        repeat=args.repeat, pipeline=DEFAULT_PIPELINE if args.pipeline is None else args.pipeline,
+        pipeline_pdf=args.pipeline_pdf, pipeline_users=args.pipeline_users, pipeline_seconds=args.pipeline_seconds,
+        pipeline_only=args.pipeline_only, pipeline_source=args.pipeline_source, postgres=args.postgres,
+        postgres_passages=args.postgres_passages, dask=not args.no_dask,
     )
     result = run_bench(opts, progress=_progress(args))
     if args.json:

@@ -20,6 +20,7 @@ DIM = 512
 K = 10  # recall@K and neighbours fetched in the scaling runs
 CHUNK_ROWS = 65_536  # synthetic vectors generated (and added) this many at a time
 DEFAULT_SCALING = (10_000, 100_000, 1_000_000)
+DEFAULT_PIPELINE = (100_000, 1_000_000)  # passages of the synthetic indexes of the whole-pipeline runs
 SEARCH_MODES = ("bm25", "dense", "hybrid")
 RECALL_TARGET = 0.95
 P95_TARGET_MS = 30.0  # single-query p95 an approximate index must meet at 1M vectors

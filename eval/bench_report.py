@@ -115,6 +115,12 @@ def _sweep_lines(rows: list[dict[str, Any]], size_key: str) -> list[str]:
 
 
 def markdown_table(r: dict[str, Any]) -> str:
+    if "ingest_seconds" not in r:  # --pipeline-only
+        m = r["machine"]
+        lines = [f"Machine: {m['cpus']} CPUs, load average {m['load_average_start'][0]:.2f} at start and "
+                 f"{m['load_average_end'][0]:.2f} at end (1 min), faiss {m['faiss']}, Python {m['python']}; "
+                 f"bench took {m['seconds']:.0f} s.", *pipeline_lines(r.get("pipeline") or [])]
+        return "\n".join(lines) + "\n"
     t = r["ingest_timings_s"]
     lt = r["langchain_timings_s"]
     s = r["search_ms"]
@@ -191,7 +197,27 @@ def markdown_table(r: dict[str, Any]) -> str:
         lines += _sweep_lines(r["scaling"], "n")
         lines += ["", "Chosen index by size: " + ", ".join(f"{int(n):,} → {c}" for n, c in
                                                           r["scaling_chosen"].items())]
+    lines += pipeline_lines(r.get("pipeline") or [])
     rec = r["recommendations"]
     if rec:
         lines += ["", "Recommendations: " + json.dumps(rec)]
     return "\n".join(lines) + "\n"
+
+
+def pipeline_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The whole-pipeline table: one line per synthetic index size."""
+    if not rows:
+        return []
+    out = ["", "Whole pipeline on synthetic indexes (real corpus sentences, vectors around real embeddings; one query "
+               "at a time, query embedding included; load test: 20 users against `arrival serve` on that index):", "",
+           "| Passages | Add PDF s | Remove PDF s | Load s | Hybrid p50 / p95 ms | Filtered p95 ms | Server RSS MB "
+           "| Disk MB | Load test: requests, errors, p50 / p95 ms | Build s |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for row in rows:
+        lt = row.get("load_test")
+        load = (f"{lt['requests']}, {lt['errors']}, {_f(lt['p50_ms'], 0)} / {_f(lt['p95_ms'], 0)}" if lt else "–")
+        out.append(f"| {row['passages']:,} | {_f(row['add_pdf_s'], 2)} | {_f(row['remove_pdf_s'], 2)} | "
+                   f"{_f(row['load_s'], 2)} | {_f(row['hybrid_p50_ms'])} / {_f(row['hybrid_p95_ms'])} | "
+                   f"{_f(row['hybrid_filtered_p95_ms'])} | {_f(row['server_rss_mb'], 0)} | {_f(row['disk_mb'], 0)} | "
+                   f"{load} | {_f(row.get('build_s'))} |")
+    return out

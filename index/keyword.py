@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -20,8 +21,16 @@ _ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ]",
 
 def fold(text: str) -> str:
     """Lower-case and strip accents (é -> e, ç -> c), after NFKC."""
+    if text.isascii():  # NFKC, NFKD and the combining marks leave ASCII as it is; casefold is lower there
+        return text.lower()
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.translate(_combining())
+
+
+@lru_cache(maxsize=1)
+def _combining() -> dict[int, None]:
+    """str.translate table deleting every combining character (unicodedata.combining != 0)."""
+    return dict.fromkeys((cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))), None)
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +60,22 @@ def _stemmer(lang: str):  # type: ignore[no-untyped-def]
 
 
 def analyze(text: str, lang: str) -> list[str]:
-    """Tokens for BM25: elision removed, folded, stop words dropped, stemmed in the text's language."""
+    """Tokens for BM25: elision removed, folded, stop words dropped, stemmed in the text's language. Short texts
+    (queries, headings, words: analysed again and again at query time) come from a cache."""
+    if len(text) <= _CACHED_CHARS:
+        return list(_analyze_short(text, lang))
+    return _analyze(text, lang)
+
+
+_CACHED_CHARS = 300
+
+
+@lru_cache(maxsize=50_000)
+def _analyze_short(text: str, lang: str) -> tuple[str, ...]:
+    return tuple(_analyze(text, lang))
+
+
+def _analyze(text: str, lang: str) -> list[str]:
     words = _TOKEN.findall(fold(_ELISION.sub(" ", text)))
     stop = stopwords(lang)
     kept = [w for w in words if w not in stop and (len(w) > 1 or w.isdigit())]
@@ -79,7 +103,7 @@ class KeywordIndex:
         for lang in sorted(set(langs)):
             rows = np.flatnonzero(by_lang == lang).astype(np.int64)
             bm25 = bm25s.BM25()
-            bm25.index([analyze(texts[r], lang) or ["\u2205"] for r in rows], show_progress=False)
+            bm25.index([_analyze(texts[r], lang) or ["\u2205"] for r in rows], show_progress=False)
             parts[lang] = (rows, bm25)
         return cls(parts, len(texts))
 

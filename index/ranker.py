@@ -41,13 +41,6 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-6) if len(x) else x
 
 
-@lru_cache(maxsize=1 << 16)
-def _heading_terms(heading: str, lang: str) -> frozenset[str]:
-    """A heading's analysed words (passages share headings, and searches share candidates: a search analysed
-    about 700 headings, a third of its time, before this cache)."""
-    return frozenset(analyze(heading, lang))
-
-
 def features(view: View, query: str, cand: Candidates) -> np.ndarray:
     """(len(cand.ids), len(FEATURES)) float32 matrix for the candidates of one query."""
     ch = cand.channels
@@ -60,7 +53,7 @@ def features(view: View, query: str, cand: Candidates) -> np.ndarray:
     if words:
         for i, (heading, lang) in enumerate(zip(meta.heading, meta.lang, strict=True)):
             if heading:
-                found = _heading_terms(heading, str(lang)) | _heading_terms(heading, cand.qlang)
+                found = set(analyze(heading, str(lang))) | set(analyze(heading, cand.qlang))
                 heading_cov[i] = len(words & found) / len(words)
     zero = np.zeros(n, dtype=np.float32)
     cols = {

@@ -4,7 +4,8 @@ Files of a generation (written by `index.store`)::
 
     meta.sqlite      documents, pages (cleaned text), chunks (row = id = position in the vector files)
     vectors.npy      the primary embedder's float32 unit vectors, one row per chunk; faiss.index over them
-    vectors-e5.npy   the second encoder's (when the index has one)
+    vectors-e5.npy   the second encoder's (when the index has one); faiss-e5.index over them above the exact-search
+                     size (index.vectors.FLAT_MAX); below it the second space is searched by an exact product
     columns/         per-chunk columns (.npy) computed at ingest: question-list flag, neighbours, translation partner
     keyword/         one bm25s index per language
     lexicon/         the corpus's bilingual word table
@@ -33,6 +34,7 @@ from arrival.index.vectors import bitmap_selector, search_selected
 from arrival.index.view import DENSE, E5, ChunkRow, DocInfo, Meta
 
 FORMAT_VERSION = 3  # 3: stored per-chunk columns, optional second vector space, section chunking
+E5_FAISS = "faiss-e5.index"
 REBUILD_HINT = "run 'arrival ingest --rebuild PATH...' to rebuild it"
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -132,6 +134,14 @@ class Snapshot:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
             raise IndexOpenError(f"{faiss_path}: corrupt FAISS index ({first[:120]}); {REBUILD_HINT}") from None
+        self.space_faiss: dict[str, Any] = {DENSE: self.faiss}
+        if m.e5_embedder and (gen_dir / E5_FAISS).exists():  # written above the exact-search size only
+            try:
+                self.space_faiss[E5] = faiss.read_index(str(gen_dir / E5_FAISS))
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "read error"
+                raise IndexOpenError(f"{gen_dir / E5_FAISS}: corrupt FAISS index ({first[:120]}); "
+                                     f"{REBUILD_HINT}") from None
         try:
             self.bm25 = KeywordIndex.load(gen_dir / "keyword")  # the base's
         except (OSError, ValueError, KeyError, EOFError) as exc:
@@ -142,7 +152,8 @@ class Snapshot:
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise IndexOpenError(f"{gen_dir / 'lexicon'}: unreadable ({exc}); {REBUILD_HINT}") from None
         base_expected = m.chunks if m.base_rows < 0 else m.base_rows
-        counts = {"manifest": base_expected, "sqlite": base_n, "faiss": self.faiss.ntotal, "keyword": self.bm25.size,
+        counts = {"manifest": base_expected, "sqlite": base_n, "keyword": self.bm25.size,
+                  **{f"faiss {s}": ix.ntotal for s, ix in self.space_faiss.items()},
                   **{f"vectors {s}": len(v) for s, v in self._vectors.items()}}
         if len(set(counts.values())) != 1:
             raise IndexOpenError(f"{gen_dir}: index parts disagree on the chunk count {counts}; {REBUILD_HINT}")
@@ -252,10 +263,11 @@ class Snapshot:
         if docs is not None:  # a few documents: their passages, compared one by one
             return _top(self._doc_rows(docs, langs), lambda ids: self.vectors(space, ids) @ qvec, n)
         allowed, sel = self._allowed(langs)
-        if space != DENSE:  # no FAISS index for the second space: an exact product over the allowed rows
+        index = self.space_faiss.get(space)
+        if index is None:  # the second space of a small index has no FAISS index: an exact product
             return _top(np.flatnonzero(allowed) if not allowed.all() else np.arange(self.total),
                         lambda ids: self.vectors(space, ids) @ qvec, n)
-        ids, sims = search_selected(self.faiss, qvec, n, sel)
+        ids, sims = search_selected(index, qvec, n, sel)
         if self.delta is not None:
             d_ids = self.base_rows + np.flatnonzero(allowed[self.base_rows:])
             more_ids, more_sims = _top(d_ids, lambda ids: self.delta_vectors(space, ids) @ qvec, n)
@@ -421,7 +433,7 @@ class Snapshot:
 
 def surface_words(texts: Sequence[str]) -> list[str]:
     """Every folded word of the texts, for `Snapshot.knows` (computed at ingest)."""
-    return sorted({fold(w) for text in texts for w in _WORD.findall(text)})
+    return sorted({fold(w) for w in {w for text in texts for w in _WORD.findall(text)}})
 
 
 def _top_of(ids: np.ndarray, sims: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

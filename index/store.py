@@ -36,7 +36,7 @@ from arrival.index.embed import Embedder
 from arrival.index.incremental import fits, write_incremental
 from arrival.index.keyword import KeywordIndex
 from arrival.index.lexicon import build_lexicon
-from arrival.index.snapshot import FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
+from arrival.index.snapshot import E5_FAISS, FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
 from arrival.index.vectors import build_vector_index, index_kind
 from arrival.index.view import DENSE, E5, DocInfo
 from arrival.types import Chunk, Document
@@ -356,6 +356,8 @@ class IndexStore:
 
         kind = index_kind(row)
         faiss.write_index(build_vector_index(vectors[DENSE], kind), str(tmp / "faiss.index"))
+        if E5 in vectors and kind != "flat":  # above the exact-search size the second space gets its own index
+            faiss.write_index(build_vector_index(vectors[E5], kind), str(tmp / E5_FAISS))
         prev, nxt = neighbours(order)
         columns = {"question_list": np.asarray(qlist, dtype=np.float32), "prev": _fit(prev, row),
                    "next": _fit(nxt, row), "partner": partners(vectors[DENSE], langs, texts),

@@ -30,8 +30,9 @@ def smoke() -> dict:
     env = {**os.environ, "ARRIVAL_MODEL": "hash:256", "GRADIO_ANALYTICS_ENABLED": "False"}
     p = subprocess.run(
         [sys.executable, "-m", "arrival.cli", "bench", "--corpus", str(DEMO.parent), "--scaling", "2000",
-         "--queries", "20", "--repeat", "1", "--model", "hash:256", "--postgres-passages", "3000", "--json", "-q"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+         "--pipeline", "3000", "--pipeline-users", "2", "--pipeline-seconds", "4", "--queries", "20",
+         "--repeat", "1", "--model", "hash:256", "--postgres-passages", "3000", "--json", "-q"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=1200,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout)
@@ -80,6 +81,50 @@ def test_smoke_bench_postgres_and_dask(smoke):
     assert dask["workers"] == 2 and dask["same_passages_as_local"] is True and _positive(dask["ratio_vs_local"])
 
 
+def test_smoke_bench_pipeline_row(smoke):
+    from arrival.eval.bench_pipeline import PIPELINE_KEYS
+
+    rows = smoke["pipeline"]
+    assert len(rows) == 1
+    row = rows[0]
+    for key in PIPELINE_KEYS:
+        assert _positive(row[key]), (key, row[key])
+    assert row["passages"] == 3000 and row["documents"] == 75
+    assert row["pdf_pages"] == 18 and row["hybrid_p50_ms"] <= row["hybrid_p95_ms"]
+    assert row["load_test"]["requests"] > 0 and row["load_test"]["errors"] == 0
+
+
+def test_synthetic_documents_recombine_real_sentences(tmp_path: Path):
+    from arrival.eval.bench_pipeline import synthetic_documents
+
+    class Row:
+        def __init__(self, i: int, lang: str) -> None:
+            self.id, self.lang, self.heading = i, lang, f"H{i}"
+            word = "alpha" if lang == "en" else "beta"
+            self.text = " ".join(f"{word} sentence {i} number {j} ends here." for j in range(3))
+
+    rows = [Row(i, "en" if i % 3 else "fr") for i in range(30)]
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((30, 16)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    docs = list(synthetic_documents(1000, rows, {"dense": dense}, tmp_path / "docs"))
+    chunks = [c for d in docs for c in d.chunks]
+    assert len(chunks) == 1000 and len(docs) == 25
+    assert all(Path(d.doc.path).is_file() and len(d.langs) == 1 for d in docs)
+    assert {c.lang for c in chunks} == {"en", "fr"}
+    for d in docs:  # monolingual documents whose passages are real sentences of that language
+        word = "alpha" if d.langs[0] == "en" else "beta"
+        assert all(c.text.count(word) >= 4 and c.lang == d.langs[0] for c in d.chunks)
+        for c in d.chunks:
+            page = d.doc.pages[c.page - 1].text
+            assert page[c.start:c.end] == c.text
+        v = d.vectors["dense"]
+        assert v.shape == (len(d.chunks), 16) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    # clustered around the real vectors: each synthetic vector is close to one source vector
+    v = np.concatenate([d.vectors["dense"] for d in docs])
+    assert float((v @ dense.T).max(axis=1).mean()) > 0.8
+
+
 def test_markdown_table_renders_the_result(smoke):
     from arrival.eval.bench import markdown_table
 
@@ -87,6 +132,7 @@ def test_markdown_table_renders_the_result(smoke):
     assert "| Cold ingest |" in md and "| Ingest time arrival / LangChain |" in md
     assert "| 2,000 | ivf |" in md and "load average" in md
     assert "PostgreSQL backend" in md and "| hybrid p50 / p95 |" in md and "Dask ingest" in md
+    assert "| 3,000 |" in md and "Whole pipeline" in md
 
 
 def test_scaling_sizes_parse():
@@ -96,6 +142,7 @@ def test_scaling_sizes_parse():
 
     assert _sizes("10k,100k,1m") == (10_000, 100_000, 1_000_000)
     assert _sizes("0") == (0,)
+    assert _sizes("100k,1m") == (100_000, 1_000_000)
     with pytest.raises(argparse.ArgumentTypeError):
         _sizes("ten")
 
