@@ -168,47 +168,29 @@ def phase_postgres_scaled(spec: dict[str, Any]) -> dict[str, Any]:
     """`spec["n"]` synthetic passages (eval/bench_pipeline.py's, from the index at `spec["source"]`) written into
     the empty database `spec["database_url"]` through the PostgreSQL writer, then single hybrid searches, with and
     without a language filter, query embedding included."""
-    from arrival.eval.bench_pipeline import _source, _SpaceOnly, _WordVectors, synthetic_documents
+    from arrival.eval.bench_pipeline import synthetic_source, time_hybrid
     from arrival.index.backend import open_backend
-    from arrival.index.retrieve import Filters, Retriever
-    from arrival.index.view import DENSE, E5
+    from arrival.index.retrieve import Retriever
 
     settings = phase_settings(spec).model_copy(update={"database_url": spec["database_url"]})
     t0 = time.perf_counter()
-    snap, rows, vectors = _source(spec["source"])
+    snap, _, embedders, docs = synthetic_source(spec, settings)
     m = snap.manifest
-    embedders: dict[str, Any] = {DENSE: _WordVectors(m.embedder, m.dim, snap.lexicon, settings)}
-    if E5 in snap.embedders:
-        embedders[E5] = _SpaceOnly(m.e5_embedder, m.e5_dim)
-    docs = synthetic_documents(int(spec["n"]), rows, vectors, Path(spec["docs"]), int(spec.get("seed", 0)))
-    backend = open_backend(settings, m.embedder)
-    with backend.writer(embedders, m.chunk_size, m.chunk_overlap) as writer:
+    with open_backend(settings, m.embedder).writer(embedders, m.chunk_size, m.chunk_overlap) as writer:
         for doc in docs:
             writer.add(doc)
         t_commit = time.perf_counter()
         writer.commit()
     snap.close()
     build_s, commit_s = time.perf_counter() - t0, time.perf_counter() - t_commit
-    embedder = phase_embedder(settings)
-    retriever = Retriever.from_settings(settings, embedder)
+    retriever = Retriever.from_settings(settings, phase_embedder(settings))
     n, warm, k = int(spec["queries"]), int(spec["warmup"]), int(settings.k)
-    questions = read_questions(spec["questions"], n + warm)
     with retriever.pinned() as view:
         langs, stats = sorted(view.languages), view.stats()
-    for i, q in enumerate(questions[:warm]):
-        retriever.search(q, k=k, mode="hybrid")
-        retriever.search(q, k=k, mode="hybrid", filters=Filters(langs=(langs[i % len(langs)],)))
-    plain: list[float] = []
-    filtered: list[float] = []
-    for i, q in enumerate(questions[warm:]):
-        lang_filter = Filters(langs=(langs[i % len(langs)],))
-        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
-            t = time.perf_counter()
-            retriever.search(q, k=k, mode="hybrid", filters=lang_filter if which else None)
-            (filtered if which else plain).append(time.perf_counter() - t)
+    plain, filtered = time_hybrid(retriever, read_questions(spec["questions"], n + warm), warm, k, langs)
     return {"passages": stats["chunks"], "documents": stats["documents"], "build_s": round(build_s, 2),
             "commit_s": round(commit_s, 2), "index_bytes": stats["index_bytes"],
-            "hybrid": percentiles(plain), "hybrid_filtered": percentiles(filtered),
+            "hybrid": plain, "hybrid_filtered": filtered,
             "peak_rss_mb": maxrss_mb(resource.RUSAGE_SELF), "server": _redact(spec["database_url"])}
 
 
@@ -222,24 +204,21 @@ def run_backends(run_phase: Any, base: dict[str, Any], home: Path, local_ingest_
     if postgres != "none":
         server = None if postgres == "auto" else postgres
         step("postgres")
-        try:
-            database = postgres_database(server)
-            url = database.__enter__()
-        except BenchError as exc:
-            if server is not None:
-                raise
-            out["postgres"] = {"skipped": str(exc)}
-        else:
+        with contextlib.ExitStack() as stack:
             try:
+                url = stack.enter_context(postgres_database(server))
+            except BenchError as exc:
+                if server is not None:
+                    raise
+                out["postgres"] = {"skipped": str(exc)}
+            else:
                 out["postgres"] = run_phase("postgres", {**base, "home": str(home), "database_url": url})
-            finally:
-                database.__exit__(None, None, None)
-            if postgres_passages > 0:
-                step(f"postgres {postgres_passages:,}")
-                with postgres_database(server) as url:
-                    out["postgres_scaled"] = [run_phase("postgres_scaled", {
-                        **base, "home": str(work / "pg-unused"), "database_url": url, "source": str(home),
-                        "n": postgres_passages, "docs": str(work / "pg-docs")})]
+        if "skipped" not in out["postgres"] and postgres_passages > 0:
+            step(f"postgres {postgres_passages:,}")
+            with postgres_database(server) as url:
+                out["postgres_scaled"] = [run_phase("postgres_scaled", {
+                    **base, "home": str(work / "pg-unused"), "database_url": url, "source": str(home),
+                    "n": postgres_passages, "docs": str(work / "pg-docs")})]
     if dask:
         step("dask")
         run = run_phase("dask", {**base, "home": str(work / "dask-home"), "reference_home": str(home)})

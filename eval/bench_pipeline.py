@@ -203,23 +203,53 @@ def synthetic_documents(n: int, rows: list[Any], vectors: dict[str, np.ndarray],
         yield NewDocument(doc, (lang,), chunks, {space: v[a:b] for space, v in synth.items()})
 
 
-def phase_pipeline_build(spec: dict[str, Any]) -> dict[str, Any]:
-    """Write the synthetic index of spec["n"] passages into spec["home"] (a new home)."""
-    from arrival.index.store import IndexStore
+def synthetic_source(spec: dict[str, Any], settings: Any) -> tuple[Any, int, dict[str, Any], Iterator[Any]]:
+    """(the source index at spec["source"], its passage count, the embedders a writer of the synthetic index needs,
+    the spec["n"] synthetic NewDocuments, made as they are read). Close the source once they are written."""
     from arrival.index.view import DENSE, E5
 
-    n = int(spec["n"])
-    home = Path(spec["home"])
-    if (home / "CURRENT").exists():
-        raise BenchError(f"{home}: already holds an index")
-    settings = phase_settings({**spec, "home": str(home)})
-    t0 = time.perf_counter()
     snap, rows, vectors = _source(spec["source"])
     m = snap.manifest
     embedders: dict[str, Any] = {DENSE: _WordVectors(m.embedder, m.dim, snap.lexicon, settings)}
     if E5 in snap.embedders:
         embedders[E5] = _SpaceOnly(m.e5_embedder, m.e5_dim)
-    docs = list(synthetic_documents(n, rows, vectors, Path(spec["docs"]), int(spec.get("seed", 0))))
+    docs = synthetic_documents(int(spec["n"]), rows, vectors, Path(spec["docs"]), int(spec.get("seed", 0)))
+    return snap, len(rows), embedders, docs
+
+
+def time_hybrid(retriever: Any, questions: list[str], warm: int, k: int, langs: list[str]
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Percentiles of single hybrid searches without and with a language filter (en and fr in turn), after
+    `warm` warm-up questions; the two interleaved, so load drift hits both alike."""
+    from arrival.index.retrieve import Filters
+
+    for i, q in enumerate(questions[:warm]):
+        retriever.search(q, k=k, mode="hybrid")
+        retriever.search(q, k=k, mode="hybrid", filters=Filters(langs=(langs[i % len(langs)],)))
+    plain: list[float] = []
+    filtered: list[float] = []
+    for i, q in enumerate(questions[warm:]):
+        lang_filter = Filters(langs=(langs[i % len(langs)],))
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            retriever.search(q, k=k, mode="hybrid", filters=lang_filter if which else None)
+            (filtered if which else plain).append(time.perf_counter() - t)
+    return percentiles(plain), percentiles(filtered)
+
+
+def phase_pipeline_build(spec: dict[str, Any]) -> dict[str, Any]:
+    """Write the synthetic index of spec["n"] passages into spec["home"] (a new home)."""
+    from arrival.index.store import IndexStore
+    from arrival.index.view import DENSE
+
+    home = Path(spec["home"])
+    if (home / "CURRENT").exists():
+        raise BenchError(f"{home}: already holds an index")
+    settings = phase_settings({**spec, "home": str(home)})
+    t0 = time.perf_counter()
+    snap, source_passages, embedders, made = synthetic_source(spec, settings)
+    m = snap.manifest
+    docs = list(made)
     snap.close()
     synth_s = time.perf_counter() - t0
     t = time.perf_counter()
@@ -234,7 +264,7 @@ def phase_pipeline_build(spec: dict[str, Any]) -> dict[str, Any]:
         kind, chunks, documents = written.manifest.vector_index, written.count(), written.manifest.documents
     finally:
         written.close()
-    return {"passages": chunks, "documents": documents, "source_passages": len(rows), "vector_index": kind,
+    return {"passages": chunks, "documents": documents, "source_passages": source_passages, "vector_index": kind,
             "synth_s": round(synth_s, 2), "write_s": round(write_s, 2), "build_s": round(synth_s + write_s, 2),
             "words_embedded": embedders[DENSE].embedded, "disk_mb": mb(disk_bytes(home)),
             "peak_rss_mb": maxrss_mb(resource.RUSAGE_SELF), "settings_home": str(settings.home)}
@@ -243,7 +273,7 @@ def phase_pipeline_build(spec: dict[str, Any]) -> dict[str, Any]:
 # -- measurements on the synthetic index -----------------------------------------------------------------
 def phase_pipeline_serve(spec: dict[str, Any]) -> dict[str, Any]:
     """Open the retriever as `arrival serve` does, run the first query, then time single hybrid searches."""
-    from arrival.index.retrieve import Filters, Retriever
+    from arrival.index.retrieve import Retriever
 
     t0 = time.perf_counter()
     settings = phase_settings(spec)
@@ -262,19 +292,8 @@ def phase_pipeline_serve(spec: dict[str, Any]) -> dict[str, Any]:
     first_s = time.perf_counter() - t
     load_s = time.perf_counter() - t0
     langs = sorted(view.languages)
-    for i, q in enumerate(questions[:warm]):
-        retriever.search(q, k=k, mode="hybrid")
-        retriever.search(q, k=k, mode="hybrid", filters=Filters(langs=(langs[i % len(langs)],)))
+    p, f = time_hybrid(retriever, questions, warm, k, langs)
     loaded_rss = current_rss_mb()
-    plain: list[float] = []
-    filtered: list[float] = []
-    for i, q in enumerate(questions[warm:]):
-        lang_filter = Filters(langs=(langs[i % len(langs)],))
-        for which in ((0, 1) if i % 2 == 0 else (1, 0)):  # interleaved: load drift hits both alike
-            t = time.perf_counter()
-            retriever.search(q, k=k, mode="hybrid", filters=lang_filter if which else None)
-            (filtered if which else plain).append(time.perf_counter() - t)
-    p, f = percentiles(plain), percentiles(filtered)
     return {"load_s": round(load_s, 3), "models_s": round(models_s, 3), "open_s": round(open_s, 3),
             "first_query_s": round(first_s, 3), "passages": int(view.count()), "languages": langs,
             "ranker": retriever.ranker is not None and retriever._ranker_fits(view),
