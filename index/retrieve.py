@@ -23,6 +23,7 @@ from arrival.index.embed import Embedder
 from arrival.index.keyword import fold
 from arrival.index.snapshot import doc_glob_matches
 from arrival.index.view import DENSE, E5, View, search_channels
+from arrival.index.vectors import one_blas_thread
 from arrival.ingest.lang import detect_query
 from arrival.settings import Settings
 from arrival.types import Hit
@@ -81,6 +82,7 @@ class Retriever:
         self.duplicate_cosine = duplicate_cosine
         self.translations = translations
         self.ranker = ranker
+        one_blas_thread()  # a question's products are small: one BLAS thread answers them faster
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,

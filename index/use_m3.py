@@ -39,6 +39,26 @@ _INPUT = "inputs"
 _OUTPUT = "outputs"
 
 
+def _custom_ops_library() -> str:
+    """The path of onnxruntime-extensions' operator library (the model's tokenizer runs as one of its ops), found
+    without importing the package: its __init__ imports transformers and torch (3.6 s and hundreds of MB at the
+    first question of a server, measured at a million passages), none of which the library needs."""
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"_extensions_pydll{suffix}"
+            if path.is_file():
+                return str(path)
+    try:  # an unusual layout: ask the package itself
+        from onnxruntime_extensions import get_library_path
+    except ImportError as exc:
+        raise ModelError(f"use-m3 needs onnxruntime and onnxruntime-extensions: {exc}") from None
+    return str(get_library_path())
+
+
 class UseM3Embedder:
     """USE multilingual v3 through onnxruntime. Thread-safe; the session is created on first embed."""
 
@@ -88,11 +108,10 @@ class UseM3Embedder:
     def _create_session(self) -> Any:
         try:
             import onnxruntime as ort
-            from onnxruntime_extensions import get_library_path
         except ImportError as exc:
             raise ModelError(f"use-m3 needs onnxruntime and onnxruntime-extensions: {exc}") from None
         so = ort.SessionOptions()
-        so.register_custom_ops_library(get_library_path())
+        so.register_custom_ops_library(_custom_ops_library())
         so.intra_op_num_threads = self._threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

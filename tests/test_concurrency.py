@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from arrival.assistant.answer import AnswerSettings, Assistant
 from arrival.index.build import Indexer
@@ -99,3 +102,35 @@ def test_an_old_generation_stays_while_a_request_reads_it(hash_settings, tmp_pat
         assert view.documents() and view.page_text(next(iter(view.documents())), 1) is not None
     Indexer(hash_settings, emb).ingest([good_pdf(tmp_path / "d.pdf", tag="delta")])
     assert not (home / held).exists()
+
+
+def test_a_process_answering_questions_runs_blas_on_one_thread(hash_settings) -> None:
+    """Opening a retriever sets numpy's BLAS to one thread for the process, and it stays so while questions run
+    in several threads (a question's products are small; two threads made them slower, vectors.one_blas_thread)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading
+from pathlib import Path
+from threadpoolctl import threadpool_info
+from arrival.index.build import Indexer
+from arrival.index.embed import HashEmbedder
+from arrival.index.retrieve import Retriever
+from arrival.settings import load_settings
+settings = load_settings(home=Path(sys.argv[1]), model="hash:256")
+Indexer(settings, HashEmbedder(256)).ingest([Path(sys.argv[2])])
+def blas():
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]})
+print(blas())
+r = Retriever.from_settings(settings, HashEmbedder(256))
+seen = []
+threads = [threading.Thread(target=lambda: seen.append([len(r.search("villes", k=3)), *blas()])) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(blas(), seen)
+"""
+    p = subprocess.run([sys.executable, "-c", code, str(hash_settings.home), str(DEMO)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
+    assert p.returncode == 0, p.stderr
+    before, after = p.stdout.strip().splitlines()
+    assert before == "[2]" and after == "[1] [[3, 1], [3, 1], [3, 1], [3, 1]]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from arrival.errors import IndexOpenError
@@ -12,6 +13,7 @@ from arrival.index.build import Indexer
 from arrival.index.embed import HashEmbedder
 from arrival.index.retrieve import Filters, Retriever
 from arrival.index.store import IndexStore
+from arrival.index.view import DENSE
 from arrival.settings import load_settings
 
 from .conftest import DEMO
@@ -110,10 +112,42 @@ def test_large_collections_switch_to_ivf(hash_settings, folder, monkeypatch):
     monkeypatch.setattr(vectors, "FLAT_MAX", 10)
     _ingest(hash_settings, [folder])
     snap = IndexStore(hash_settings.home).open()
-    assert snap.manifest.vector_index == "ivf" and type(snap.faiss).__name__ == "IndexIVFFlat"
+    assert snap.manifest.vector_index == "ivf-sq8" and type(snap.faiss).__name__ == "IndexIVFScalarQuantizer"
+    # the 8-bit codes only choose the candidates: their scores are the stored vectors' exact cosines
+    q = HashEmbedder(256).embed_queries(["guichet unique Lisbonne"])[0]
+    exact = np.asarray(snap.vectors(DENSE, np.arange(snap.total))) @ q
+    ids, sims = snap.dense(DENSE, q, 5)
+    np.testing.assert_allclose(sims, exact[ids], rtol=0, atol=1e-6)
+    assert list(ids) == list(np.argsort(-exact, kind="stable")[:5])
     hits = Retriever.from_settings(hash_settings, HashEmbedder(256)).search("guichet unique Lisbonne", k=3,
                                                                              mode="dense")
     assert hits and any(h.page == 6 for h in hits)
+
+
+def test_large_vector_files_are_read_by_row_with_the_same_results(hash_settings, folder, monkeypatch):
+    """Above VECTORS_IN_MEMORY a vector file is read row by row (pread, runs of consecutive rows): any ids, in
+    any order, repeated, give the rows the file holds, and searches give the same hits as from memory."""
+    import arrival.index.snapshot as snapshot
+
+    _ingest(hash_settings, [folder])
+    in_memory = IndexStore(hash_settings.home).open()
+    query = "guichet unique Lisbonne"
+    expected = {mode: [(h.chunk_id, h.score) for h in Retriever(hash_settings.home, HashEmbedder(256)).search(
+        query, k=5, mode=mode)] for mode in ("dense", "hybrid")}
+    assert isinstance(in_memory._vectors[DENSE], np.ndarray)
+    monkeypatch.setattr(snapshot, "VECTORS_IN_MEMORY", 0)
+    by_row = IndexStore(hash_settings.home).open()
+    assert isinstance(by_row._vectors[DENSE], snapshot.RowFile)
+    rng = np.random.default_rng(0)
+    for ids in (np.arange(by_row.total), rng.integers(0, by_row.total, 50), np.array([3, 2, 3, 4, 5, 0]),
+                np.array([], dtype=np.int64)):
+        np.testing.assert_array_equal(by_row.vectors(DENSE, ids), in_memory.vectors(DENSE, ids))
+    with pytest.raises(IndexError):
+        by_row.vectors(DENSE, np.array([by_row.total]))
+    for mode in ("dense", "hybrid"):
+        got = Retriever(hash_settings.home, HashEmbedder(256)).search(query, k=5, mode=mode)
+        assert isinstance(Retriever(hash_settings.home, HashEmbedder(256)).view()._vectors[DENSE], snapshot.RowFile)
+        assert [(h.chunk_id, h.score) for h in got] == expected[mode] and got
 
 
 def test_the_same_passage_in_two_files_takes_one_place(hash_settings, tmp_path):
