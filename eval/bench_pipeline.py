@@ -304,12 +304,14 @@ def phase_pipeline_serve(spec: dict[str, Any]) -> dict[str, Any]:
 def phase_pipeline_update(spec: dict[str, Any]) -> dict[str, Any]:
     """Add one real PDF end to end, then remove it (the encoders are loaded first, as in a running server)."""
     from arrival.index.build import Indexer
+    from arrival.index.store import IndexStore
 
     settings = phase_settings(spec)
     t = time.perf_counter()
     indexer = Indexer.from_settings(settings)
     for embedder in indexer.embedders.values():  # encoders load lazily: a running server has them loaded
         embedder.embed_passages(["warm-up"])
+    IndexStore(settings.home).open()  # and has the index open: its SQLite pages checked, once per process
     models_s = time.perf_counter() - t
     work = Path(spec["work"])
     work.mkdir(parents=True, exist_ok=True)

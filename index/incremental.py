@@ -93,7 +93,9 @@ def write_incremental(tmp: Path, base: Snapshot, remove: set[str], add: Sequence
     parts: dict[str, list[np.ndarray]] = {sp: [] for sp in spaces}
     qlist: list[float] = []
     idmap = np.full(base.total, -1, dtype=np.int64)
-    idmap[:b] = np.where(base.alive[:b] & ~np.isin(base.columns.doc[:b], dead), np.arange(b), -1)
+    gone = frozenset(dead)
+    removed = np.frompyfunc(gone.__contains__, 1, 1)(base.columns.doc[:b]).astype(bool)  # np.isin sorts objects
+    idmap[:b] = np.where(base.alive[:b] & ~removed, np.arange(b), -1)
     row = b
     if kept:
         marks = ",".join("?" * len(kept))

@@ -36,7 +36,8 @@ from arrival.index.embed import Embedder
 from arrival.index.incremental import fits, write_incremental
 from arrival.index.keyword import KeywordIndex
 from arrival.index.lexicon import build_lexicon
-from arrival.index.snapshot import E5_FAISS, FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, surface_words
+from arrival.index.snapshot import (E5_FAISS, FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, save_labels,
+                                     surface_words)
 from arrival.index.vectors import build_vector_index, index_kind
 from arrival.index.view import DENSE, E5, DocInfo
 from arrival.types import Chunk, Document
@@ -290,6 +291,7 @@ class IndexStore:
         db.executescript(SCHEMA)
         texts: list[str] = []
         langs: list[str] = []
+        headings: list[str | None] = []
         order: list[tuple[str, int, int, int]] = []
         parts: dict[str, list[np.ndarray]] = {sp: [] for sp in spaces}
         qlist: list[float] = []
@@ -313,6 +315,7 @@ class IndexStore:
                             c.lang))
                 texts.append(c.text)
                 langs.append(c.lang)
+                headings.append(c.heading)
                 order.append((c.doc_id, c.page, c.start, row))
                 old_rows.append(c.id)
                 row += 1
@@ -339,6 +342,7 @@ class IndexStore:
             row += len(chunks)
             texts.extend(c.text for c in chunks)
             langs.extend(c.lang for c in chunks)
+            headings.extend(c.heading for c in chunks)
             qlist.extend(question_list(c.text) for c in chunks)
             for sp in spaces:
                 parts[sp].append(np.asarray(new.vectors[sp], dtype=np.float32).reshape(len(chunks), dims[sp]))
@@ -365,6 +369,7 @@ class IndexStore:
         (tmp / "columns").mkdir()
         for col, values in columns.items():
             np.save(tmp / "columns" / f"{col}.npy", values, allow_pickle=False)
+        save_labels(tmp / "columns", langs, [o[0] for o in order], headings)
         (tmp / "surface.json").write_text(json.dumps(surface_words(texts), ensure_ascii=False))
         KeywordIndex.build(texts, langs).save(tmp / "keyword")
         previous = base.lexicon if base is not None else None

@@ -128,6 +128,9 @@ def test_removal_is_a_tombstone_and_a_large_change_merges(corpus, tmp_path, monk
     assert snap is not None
     assert (snap.gen_dir / "tombstones.json").exists() and (snap.gen_dir / "delta").is_dir()
     assert snap.manifest.chunks == before - victim.chunks - delta_doc.chunks == snap.count()
+    # per-document counts (from the stored document codes, tombstones and delta included) are SQLite's
+    assert {d: info.chunks for d, info in snap.documents().items()} == dict(
+        snap.db.execute("SELECT doc_id, count(*) FROM chunks GROUP BY doc_id").fetchall())
     assert victim.doc_id not in snap.documents() and delta_doc.doc_id not in snap.documents()
     assert snap.manifest.documents == len(snap.documents()) == len(EN) + len(FR)
     gone = {victim.doc_id, delta_doc.doc_id}

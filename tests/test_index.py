@@ -150,6 +150,24 @@ def test_large_vector_files_are_read_by_row_with_the_same_results(hash_settings,
         assert [(h.chunk_id, h.score) for h in got] == expected[mode] and got
 
 
+def test_row_labels_are_stored_and_an_index_without_them_still_opens(hash_settings, folder):
+    """Each row's language, document and heading are read from columns/ (codes + table), equal to the rows in
+    SQLite; an index written before they were stored (no label files) reads them from SQLite instead."""
+    _ingest(hash_settings, [folder])
+    gen = IndexStore(hash_settings.home).current()
+    assert gen is not None
+    snap = IndexStore(hash_settings.home).open()
+    rows = snap.db.execute("SELECT lang, doc_id, heading FROM main.chunks ORDER BY row").fetchall()
+    stored = [tuple(x) for x in zip(snap.columns.lang, snap.columns.doc, snap.columns.heading, strict=True)]
+    assert stored == rows and len(rows) > 20 and len({r[2] for r in rows}) > 1
+    for p in (gen / "columns").glob("*.codes.npy"):
+        p.unlink()
+    for p in (gen / "columns").glob("*.table.json"):
+        p.unlink()
+    old = IndexStore(hash_settings.home).open()
+    assert [tuple(x) for x in zip(old.columns.lang, old.columns.doc, old.columns.heading, strict=True)] == rows
+
+
 def test_the_same_passage_in_two_files_takes_one_place(hash_settings, tmp_path):
     """A page shared by two PDFs (a guide and its chapter printed apart) is one result that names both
     places; with folding off (duplicate_cosine 0) both copies take a place."""
