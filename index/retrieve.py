@@ -22,8 +22,8 @@ from arrival.index.backend import Backend, EmbeddedBackend, open_backend
 from arrival.index.embed import Embedder
 from arrival.index.keyword import fold
 from arrival.index.snapshot import doc_glob_matches
-from arrival.index.view import DENSE, E5, View, search_channels
 from arrival.index.vectors import one_blas_thread
+from arrival.index.view import DENSE, E5, View, search_channels
 from arrival.ingest.lang import detect_query
 from arrival.settings import Settings
 from arrival.types import Hit

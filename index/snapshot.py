@@ -3,10 +3,12 @@
 Files of a generation (written by `index.store`)::
 
     meta.sqlite      documents, pages (cleaned text), chunks (row = id = position in the vector files)
-    vectors.npy      the primary embedder's float32 unit vectors, one row per chunk; faiss.index over them
+    vectors.npy      the primary embedder's float32 unit vectors, one row per chunk; faiss.index over them (exact,
+                     or above index.vectors.FLAT_MAX IVF with 8-bit codes whose candidates are rescored from here)
     vectors-e5.npy   the second encoder's (when the index has one); faiss-e5.index over them above the exact-search
                      size (index.vectors.FLAT_MAX); below it the second space is searched by an exact product
-    columns/         per-chunk columns (.npy) computed at ingest: question-list flag, neighbours, translation partner
+    columns/         per-chunk columns (.npy) computed at ingest: question-list flag, neighbours, translation partner;
+                     each row's language, document and heading (codes + table, `save_labels`)
     keyword/         one bm25s index per language
     lexicon/         the corpus's bilingual word table
     manifest.json    the recipe: embedders, dimensions, chunker settings, counts, format version
@@ -18,11 +20,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import weakref
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,9 +153,10 @@ def load_labels(folder: Path, rows: int) -> dict[str, np.ndarray] | None:
     return out
 
 
-def _labels_of(rows: Iterator[tuple[str, str, str | None]]) -> dict[str, np.ndarray]:
-    lang, doc, heading = zip(*rows, strict=True) if (rows := list(rows)) else ((), (), ())
-    return {name: np.array(values, dtype=object) for name, values in zip(LABELS, (lang, doc, heading), strict=True)}
+def _labels_of(rows: Iterable[tuple[str, str, str | None]]) -> dict[str, np.ndarray]:
+    found = list(rows)
+    columns = list(zip(*found, strict=True)) if found else [(), (), ()]
+    return {name: np.array(values, dtype=object) for name, values in zip(LABELS, columns, strict=True)}
 
 
 # A vector file up to this size is read into memory at open (2,170 passages: 4.4 MB; 100,000: 205 MB for the
@@ -190,7 +193,7 @@ class RowFile:
         out = np.empty((len(wanted), self.shape[1]), dtype=np.float32)
         if not len(wanted):
             return out
-        buf = memoryview(out).cast("B")
+        buf = memoryview(out.data).cast("B")
         breaks = (np.flatnonzero(np.diff(wanted) != 1) + 1).tolist()
         for start, end in zip([0, *breaks], [*breaks, len(wanted)], strict=True):
             want = (end - start) * self._row_bytes
@@ -205,7 +208,6 @@ class Snapshot:
     """A read-only view of one generation; safe to share between threads for reading."""
 
     def __init__(self, gen_dir: Path, expected_embedder: str | None = None) -> None:
-
         self.gen_dir = gen_dir
         self.manifest = Manifest.read(gen_dir / "manifest.json")
         m = self.manifest

@@ -36,8 +36,15 @@ from arrival.index.embed import Embedder
 from arrival.index.incremental import fits, write_incremental
 from arrival.index.keyword import KeywordIndex
 from arrival.index.lexicon import build_lexicon
-from arrival.index.snapshot import (E5_FAISS, FORMAT_VERSION, REBUILD_HINT, Manifest, Snapshot, save_labels,
-                                     surface_words)
+from arrival.index.snapshot import (
+    E5_FAISS,
+    FORMAT_VERSION,
+    REBUILD_HINT,
+    Manifest,
+    Snapshot,
+    save_labels,
+    surface_words,
+)
 from arrival.index.vectors import build_vector_index, index_kind
 from arrival.index.view import DENSE, E5, DocInfo
 from arrival.types import Chunk, Document

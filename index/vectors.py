@@ -83,6 +83,7 @@ def build_ivf(vectors: np.ndarray, nlist: int, nprobe: int = IVF_NPROBE, sq8: bo
     import faiss
 
     dim = int(vectors.shape[1])
+    index: Any
     if sq8:
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)

@@ -9,8 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from arrival.assistant.answer import AnswerSettings, Assistant
 from arrival.index.build import Indexer
 from arrival.index.embed import HashEmbedder
