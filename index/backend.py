@@ -95,6 +95,7 @@ class EmbeddedBackend:
                 raise IndexOpenError(f"{self.store.home}: no index yet; run 'arrival ingest PATH...' first")
             if self._view is None or pointer != self._view.generation:
                 self._view = self.store.open_generation(pointer, expected_embedder=self.expected_embedder)
+                self._view.prefetch()  # a reader's generation: its search files into the page cache
             return self._view
 
     @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,33 @@ def test_large_vector_files_are_read_by_row_with_the_same_results(hash_settings,
         got = Retriever(hash_settings.home, HashEmbedder(256)).search(query, k=5, mode=mode)
         assert isinstance(Retriever(hash_settings.home, HashEmbedder(256)).view()._vectors[DENSE], snapshot.RowFile)
         assert [(h.chunk_id, h.score) for h in got] == expected[mode] and got
+
+
+def test_a_reader_prefetches_its_generations_search_files(hash_settings, folder, monkeypatch):
+    """Opening the live generation for reading asks the kernel (posix_fadvise WILLNEED, in a thread) to cache the
+    files searches read by page or by row: FAISS, the vectors read by row, the BM25 arrays."""
+    import os
+
+    import arrival.index.snapshot as snapshot
+
+    _ingest(hash_settings, [folder])
+    monkeypatch.setattr(snapshot, "VECTORS_IN_MEMORY", 0)
+    advised: list[tuple[str, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    view = Retriever(hash_settings.home, HashEmbedder(256)).view()
+    gen = IndexStore(hash_settings.home).current()
+    assert gen is not None and view.gen_dir == gen
+    for thread in threading.enumerate():
+        if thread.name == f"prefetch-{gen.name}":
+            thread.join(30)
+    names = {str(Path(p).relative_to(gen.resolve())) for p, advice in advised if advice == os.POSIX_FADV_WILLNEED}
+    assert {"faiss.index", "vectors.npy"} <= names and any(n.startswith("keyword/") for n in names), names
 
 
 def test_row_labels_are_stored_and_an_index_without_them_still_opens(hash_settings, folder):
