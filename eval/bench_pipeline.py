@@ -25,6 +25,7 @@ import os
 import random
 import resource
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,11 +294,23 @@ def phase_pipeline_serve(spec: dict[str, Any]) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     langs = sorted(view.languages)
     p, f = time_hybrid(retriever, questions, warm, k, langs)
+    # a second pass as a server that has run a while answers: once the kernel has cached the index files (the
+    # reader's prefetch has finished), on questions this process has not seen (the other development sets)
+    t = time.perf_counter()
+    for thread in threading.enumerate():
+        if thread.name.startswith("prefetch-"):
+            thread.join()
+    prefetch_s = time.perf_counter() - t
+    seen = set(questions)
+    fresh = [q for other in sorted(Path(spec["questions"]).parent.glob("questions-*.jsonl"))
+             for q in read_questions(str(other)) if q not in seen]
+    pw, fw = time_hybrid(retriever, list(dict.fromkeys(fresh))[:n], 0, k, langs) if fresh else ({}, {})
     loaded_rss = current_rss_mb()
     return {"load_s": round(load_s, 3), "models_s": round(models_s, 3), "open_s": round(open_s, 3),
             "first_query_s": round(first_s, 3), "passages": int(view.count()), "languages": langs,
             "ranker": retriever.ranker is not None and retriever._ranker_fits(view),
-            "hybrid": p, "hybrid_filtered": f, "loaded_rss_mb": loaded_rss,
+            "hybrid": p, "hybrid_filtered": f, "hybrid_warm": pw, "hybrid_warm_filtered": fw,
+            "prefetch_wait_s": round(prefetch_s, 3), "loaded_rss_mb": loaded_rss,
             "peak_rss_mb": maxrss_mb(resource.RUSAGE_SELF)}
 
 
@@ -343,7 +356,12 @@ def pipeline_row(build: dict[str, Any], serve: dict[str, Any], update: dict[str,
         "load_s": serve["load_s"], "hybrid_p50_ms": serve["hybrid"]["p50_ms"],
         "hybrid_p95_ms": serve["hybrid"]["p95_ms"], "hybrid_filtered_p95_ms": serve["hybrid_filtered"]["p95_ms"],
         "server_rss_mb": max(rss) if rss else None, "disk_mb": build["disk_mb"],
-        "hybrid_filtered_p50_ms": serve["hybrid_filtered"]["p50_ms"], "documents": build["documents"],
+        "hybrid_filtered_p50_ms": serve["hybrid_filtered"]["p50_ms"],
+        "hybrid_warm_p50_ms": serve["hybrid_warm"].get("p50_ms"),
+        "hybrid_warm_p95_ms": serve["hybrid_warm"].get("p95_ms"),
+        "hybrid_warm_filtered_p95_ms": serve["hybrid_warm_filtered"].get("p95_ms"),
+        "hybrid_warm_queries": serve["hybrid_warm"].get("n"), "prefetch_wait_s": serve["prefetch_wait_s"],
+        "documents": build["documents"],
         "vector_index": build["vector_index"], "build_s": build["build_s"], "build_write_s": build["write_s"],
         "build_peak_rss_mb": build.get("peak_tree_rss_mb") or build["peak_rss_mb"],
         "index_open_s": serve["open_s"], "models_load_s": serve["models_s"], "first_query_s": serve["first_query_s"],
