@@ -211,7 +211,8 @@ def pipeline_lines(rows: list[dict[str, Any]]) -> list[str]:
     out = ["", "Whole pipeline on synthetic indexes (real corpus sentences, vectors around real embeddings; one query "
                "at a time, query embedding included; load test: 20 users against `arrival serve` on that index):", "",
            "| Passages | Add PDF s | Remove PDF s | Load s | Hybrid p50 / p95 ms | Filtered p95 ms "
-           "| Warm hybrid p50 / p95 ms | Server RSS MB | Disk MB | Load test: requests, errors, p50 / p95 ms | Build s |",
+           "| Warm hybrid p50 / p95 ms | Server RSS MB | Disk MB | Load test: requests, errors, p50 / p95 ms "
+           "| Build s |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for row in rows:
         lt = row.get("load_test")
