@@ -42,9 +42,9 @@ from arrival.index.snapshot import (
     REBUILD_HINT,
     Manifest,
     Snapshot,
-    save_labels,
     surface_words,
 )
+from arrival.index.stored import save_labels
 from arrival.index.vectors import build_vector_index, index_kind
 from arrival.index.view import DENSE, E5, DocInfo
 from arrival.types import Chunk, Document
