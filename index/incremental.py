@@ -94,7 +94,10 @@ def write_incremental(tmp: Path, base: Snapshot, remove: set[str], add: Sequence
     qlist: list[float] = []
     idmap = np.full(base.total, -1, dtype=np.int64)
     gone = frozenset(dead)
-    removed = np.frompyfunc(gone.__contains__, 1, 1)(base.columns.doc[:b]).astype(bool)  # np.isin sorts objects
+    if base.labels is not None:
+        removed = base.labels.rows_of(gone)
+    else:  # an index written before the labels were stored (np.isin over objects sorts them)
+        removed = np.frompyfunc(gone.__contains__, 1, 1)(base.columns.doc[:b]).astype(bool)
     idmap[:b] = np.where(base.alive[:b] & ~removed, np.arange(b), -1)
     row = b
     if kept:

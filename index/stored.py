@@ -10,7 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -55,12 +55,25 @@ def save_labels(folder: Path, lang: Sequence[str], doc: Sequence[str], heading: 
         (folder / f"{name}.table.json").write_text(json.dumps(list(table), ensure_ascii=False), encoding="utf-8")
 
 
-def load_labels(folder: Path, rows: int) -> dict[str, np.ndarray] | None:
-    """The labels `save_labels` wrote, as object arrays sharing one string per distinct value; None when the
-    folder has none (an index written before they were stored)."""
+class StoredLabels(NamedTuple):
+    columns: dict[str, np.ndarray]  # LABELS -> one object per row, sharing one string per distinct value
+    doc_codes: np.ndarray  # each row's document as an index into doc_table (int32)
+    doc_table: np.ndarray  # the distinct document ids (object)
+
+    def rows_of(self, docs: frozenset[str]) -> np.ndarray:
+        """Which rows belong to one of `docs`, by integer membership over the codes (np.isin over the object
+        column sorts a million strings)."""
+        wanted = [i for i, d in enumerate(self.doc_table) if d in docs]
+        return np.isin(self.doc_codes, np.asarray(wanted, dtype=np.int32))
+
+
+def load_labels(folder: Path, rows: int) -> StoredLabels | None:
+    """The labels `save_labels` wrote; None when the folder has none (an index written before they were
+    stored)."""
     if not (folder / "lang.codes.npy").exists():
         return None
     out = {}
+    tables = {}
     for name in LABELS:
         codes = np.load(folder / f"{name}.codes.npy", allow_pickle=False)
         table = json.loads((folder / f"{name}.table.json").read_text(encoding="utf-8"))
@@ -69,9 +82,8 @@ def load_labels(folder: Path, rows: int) -> dict[str, np.ndarray] | None:
         values = np.empty(len(table), dtype=object)
         values[:] = table
         out[name] = values[codes]  # IndexError on a code outside the table
-        if name == "doc":
-            out["doc_codes"], out["doc_table"] = codes, values
-    return out
+        tables[name] = codes, values
+    return StoredLabels(out, *tables["doc"])
 
 
 def labels_of(rows: Iterable[tuple[str, str, str | None]]) -> dict[str, np.ndarray]:

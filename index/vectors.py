@@ -19,14 +19,12 @@ import numpy as np
 FLAT_MAX = 50_000
 # recall@10 vs exact: efSearch 96 gave 0.951 at 100k clustered synthetic vectors, 128 gives 0.973 (0.999 on the
 # real corpus embeddings) for +0.05 ms p95. Build at 100k: 10-60 s depending on load.
-# Above FLAT_MAX: IVF-Flat. nlist = max(1024, sqrt(n) as a power of two), at least 39 training points per
-# list; nprobe 32 keeps recall@10 >= 0.95 from 100k to 1M clustered vectors (0.971 at 1M, p95 3-8 ms; 0.980 on
-# the real corpus embeddings). HNSW at 1M took 355 s to build and fell to recall 0.63, so it is not chosen.
-# Above FLAT_MAX since then: IVF with 8-bit scalar-quantised codes (a quarter of IVF-Flat's bytes), searched for
-# RESCORE_FETCH times the wanted candidates, which are then rescored with the stored float32 vectors. At 1M
-# synthetic passages (nlist 1024, nprobe 32, the 200 development questions, one thread): recall@100 vs exact 0.992,
-# as IVF-Flat's 0.992 (0.980 without the extra candidates); recall@10 0.993 both; search p50/p95 1.6/2.2 ms vs
-# 3.7/12.4 ms; 0.5 GB of codes instead of 2.0 GB for the 512-d space.
+# Above FLAT_MAX: IVF with 8-bit scalar-quantised codes. nlist = max(1024, sqrt(n) as a power of two), at least
+# 39 training points per list; the search fetches RESCORE_FETCH times the wanted candidates (nprobe 32), which are
+# then rescored with the stored float32 vectors. At 1M synthetic passages (the 200 development questions, one
+# thread): recall@100 vs exact 0.992 (as IVF-Flat's; 0.980 without the extra candidates), recall@10 0.993; search
+# p50/p95 1.6/2.2 ms vs IVF-Flat's 3.7/12.4 ms; 0.5 GB of codes instead of 2.0 GB for the 512-d space. HNSW at 1M
+# took 355 s to build and fell to recall 0.63, so it is not chosen. Indexes written as IVF-Flat ("ivf") still read.
 RESCORE_FETCH = 2
 IVF_NLIST_MIN = 1024
 IVF_NPROBE = 32
