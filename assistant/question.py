@@ -164,7 +164,7 @@ def question_terms(question: str, lang: str, view: object) -> QuestionTerms:
             if other == lang:
                 continue
             forms.update(analyze(w, other))
-            for t in lexicon.table(lang, other).get(w.lower(), ()):
+            for t in lexicon.translations(lang, other, w.lower()):
                 forms.update(analyze(t, other))
         if not forms:
             continue

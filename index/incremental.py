@@ -24,7 +24,7 @@ from arrival.index.delta import DELTA, PARTNER, SCHEMA, TOMBSTONES, read_tombsto
 from arrival.index.derived import TRANSLATION_COSINE, figures, neighbours, question_list
 from arrival.index.embed import Embedder
 from arrival.index.keyword import KeywordIndex
-from arrival.index.lexicon import Lexicon, extend_lexicon
+from arrival.index.lexicon import Lexicon, extend_lexicon, merge_lexicons
 from arrival.index.snapshot import FORMAT_VERSION, Manifest, Snapshot, surface_words
 from arrival.index.vectors import build_vector_index
 from arrival.index.view import DENSE, E5
@@ -197,7 +197,10 @@ def _write_delta(folder: Path, base: Snapshot, texts: list[str], langs: list[str
     (folder / "surface.json").write_text(json.dumps(surface_words(texts), ensure_ascii=False))
     base_lexicon = Lexicon.load(base.gen_dir / "lexicon")
     reuse = base.delta.lexicon if base.delta is not None else None
-    extend_lexicon(texts, langs, embedder, base_lexicon, reuse).save(folder / "lexicon")
+    lexicon = extend_lexicon(texts, langs, embedder, base_lexicon, reuse)
+    if lexicon.words:  # the translation table over the base's words and these, for the readers to load
+        lexicon.merged = merge_lexicons(base_lexicon, lexicon).best
+    lexicon.save(folder / "lexicon")
 
 
 def _partner(view: Snapshot, r: int) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import arrival.index.incremental as incremental
+import arrival.index.lexicon as lexicon
 from arrival.errors import IndexOpenError
 from arrival.index.build import Indexer
 from arrival.index.embed import HashEmbedder
@@ -80,8 +81,17 @@ def test_a_small_ingest_writes_a_delta_and_reads_as_a_rebuild(corpus, tmp_path):
     # the base was not rewritten: its files are the previous generation's (hard links)
     for name in linked:
         assert os.stat(gen / name).st_ino == inodes[name], name
-    snap = IndexStore(home).open()
+    # the translation table over the base's and the delta's words was stored at ingest: opening computes none
+    def computed(*args: object, **kw: object) -> None:
+        raise AssertionError("lexicon matches computed while opening an index")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lexicon, "best_matches", computed)
+        snap = IndexStore(home).open()
     assert snap is not None
+    assert snap.delta is not None and snap.delta.lexicon.words and snap.delta.lexicon.merged
+    for src, tgt in (("en", "fr"), ("fr", "en")):
+        rows = len(snap.lexicon.best[(src, tgt)][0])
+        assert rows == len(snap.lexicon.words[src]) > len(snap.delta.lexicon.words[src])
     n = snap.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert n == snap.manifest.chunks == snap.stats()["chunks"] == snap.count() > snap.base_rows > 0
     assert snap.db.execute("SELECT min(row), max(row) FROM chunks").fetchone() == (0, n - 1)
