@@ -10,6 +10,7 @@ import sys
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -159,6 +160,32 @@ class KeywordIndex:
             out[rows] = bm25.get_scores(tokens)  # type: ignore[attr-defined]
         return out
 
+    def top(self, query: str, lang: str, target: str, n: int, keep: np.ndarray | None = None, offset: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """The n best (rows + offset, BM25 scores) of the passages in `target` for the query analysed in `lang`,
+        best first, ties in row order; only rows where `keep` (by row, when given) is true. The work follows the
+        query terms' postings: no array over the language's passages unless the postings cover a fair part of
+        it (the same float32 sums, in the same order, as bm25s's `get_scores`)."""
+        empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        part = self._parts.get(target)
+        if part is None or n <= 0:
+            return empty
+        rows, bm25 = part
+        vocab = bm25.vocab_dict  # type: ignore[attr-defined]
+        ids = [vocab[t] for t in dict.fromkeys(analyze(query, lang)) if t in vocab]
+        if not ids:
+            return empty
+        local, scores = _postings_scores(bm25, ids)
+        if keep is not None:
+            ok = keep[rows[local]]
+            local, scores = local[ok], scores[ok]
+        hit = np.flatnonzero(scores > 0)
+        if len(hit) > n:  # the n best without sorting every hit: those above the n-th score, then ties in row order
+            nth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]
+            hit = np.concatenate([hit[scores[hit] > nth], hit[scores[hit] == nth][:n]])
+        best = hit[np.argsort(-scores[hit], kind="stable")[:n]]
+        return rows[local[best]].astype(np.int64) + offset, scores[best]
+
     def idf(self, tokens: list[str], lang: str) -> dict[str, float]:
         """BM25 (Lucene) inverse document frequency of analysed tokens among the passages in `lang`; a token
         no passage holds gets the rarest value."""
@@ -227,3 +254,27 @@ class KeywordIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         keep = scores[top] > 0
         return top[keep].astype(np.int64), scores[top][keep]
+
+
+def _postings_scores(bm25: Any, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(local passage numbers in increasing order, their BM25 score for the token ids): each token's postings
+    added in token order, as bm25s does. Below a quarter of the passages in postings, over the union of the
+    postings only; above, over an array of every passage."""
+    if bm25.nonoccurrence_array is not None:  # a BM25 variant that scores absent terms: every passage counts
+        scores = bm25.get_scores(ids)
+        return np.arange(len(scores)), scores
+    csc = bm25.scores
+    indptr, indices, data = csc["indptr"], csc["indices"], csc["data"]
+    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in ids]
+    total = sum(e - b for b, e in spans)
+    if total * 4 >= int(csc["num_docs"]):
+        dense = np.zeros(int(csc["num_docs"]), dtype=np.float32)
+        for b, e in spans:
+            dense[indices[b:e]] += data[b:e]  # a token's postings hold each passage once
+        local = np.flatnonzero(dense)
+        return local, dense[local]
+    local = np.unique(np.concatenate([indices[b:e] for b, e in spans]))
+    scores = np.zeros(len(local), dtype=np.float32)
+    for b, e in spans:
+        scores[np.searchsorted(local, indices[b:e])] += data[b:e]
+    return local, scores

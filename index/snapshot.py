@@ -326,23 +326,18 @@ class Snapshot:
 
     def keyword(self, text: str, target: str, n: int, docs: frozenset[str] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.bm25.scores(text, target)
-        if self.delta is not None:
-            scores = np.concatenate([scores, self.delta.bm25.scores(text, target)])
+        keep = self.alive if self.has_dead else None
         if docs is not None:
             keep = np.zeros(self.total, dtype=bool)
             keep[self._doc_rows(docs, ())] = True
-            scores *= keep
-        elif self.has_dead:
-            scores *= self.alive
-        hit = np.flatnonzero(scores > 0)
-        if not len(hit) or n <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        if len(hit) > n:  # the n best without sorting every hit: those above the n-th score, then ties in row order
-            nth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]
-            hit = np.concatenate([hit[scores[hit] > nth], hit[scores[hit] == nth][:n]])
-        top = hit[np.argsort(-scores[hit], kind="stable")[:n]]
-        return top.astype(np.int64), scores[top]
+        rows, scores = self.bm25.top(text, target, target, n, keep)
+        if self.delta is not None:
+            more = self.delta.bm25.top(text, target, target, n, None if keep is None else keep[self.base_rows:],
+                                       self.base_rows)
+            rows, scores = np.concatenate([rows, more[0]]), np.concatenate([scores, more[1]])
+            best = np.argsort(-scores, kind="stable")[:n]  # rows ascend within each part and the delta's follow
+            rows, scores = rows[best], scores[best]
+        return rows, scores
 
     def idf(self, words: Sequence[str], lang: str) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -56,3 +56,23 @@ def test_empty_index_and_mismatched_parts(tmp_path: Path) -> None:
         np.save(part / "rows.npy", bad, allow_pickle=False)
         with pytest.raises(ValueError, match="part-"):
             KeywordIndex.load(tmp_path / "kw")
+
+
+@pytest.mark.parametrize("query", ["housing", "migrants housing city shop guide staff"])  # few / many postings
+def test_top_is_the_full_scoring_ranked_ties_in_row_order_within_keep(query: str) -> None:
+    """`top` scores over the query terms' postings only when they are few (and over every passage when they are
+    not): both give bm25s's own scores for every passage, ranked best first with ties in row order."""
+    rng = np.random.default_rng(4)
+    words = ["housing", "migrants", "city", "shop", "guide", "staff", "health", "school", "work", "rights"]
+    texts = [" ".join(rng.choice(words[1:] if i % 9 else words, 6)) for i in range(600)]
+    texts[10] = texts[20] = texts[30]  # equal scores
+    langs = ["en" if i % 3 else "fr" for i in range(600)]
+    index = KeywordIndex.build(texts, langs)
+    keep = rng.random(600) > 0.2
+    full = index.scores(query, "en") * keep
+    for n in (5, 50, 1000):
+        rows, scores = index.top(query, "en", "en", n, keep, offset=7)
+        hit = np.flatnonzero(full > 0)
+        want = hit[np.lexsort((hit, -full[hit]))][:n]
+        assert np.array_equal(rows, want + 7) and np.array_equal(scores, full[want])
+    assert index.top("nothing known", "en", "en", 5)[0].size == 0 and index.top(query, "en", "de", 5)[0].size == 0
