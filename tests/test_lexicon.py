@@ -52,11 +52,21 @@ def test_a_merged_lexicon_matches_as_one_built_over_both_vocabularies() -> None:
         first.vectors[lang], second.vectors[lang] = whole.vectors[lang][:cut], whole.vectors[lang][cut:]
     merged = merge_lexicons(first, second)
     for src, tgt in (("en", "fr"), ("fr", "en")):
-        want = whole.table(src, tgt)
-        assert merged.table(src, tgt) == want and len(want) > 300
+        want, got = whole.table(src, tgt), merged.table(src, tgt)
+        assert got.keys() == want.keys() and len(want) > 300
+        # the same words, but where two are equally similar: the products computed in parts may differ in the
+        # last bit, which can swap equal words (the planted ties); the similarities picked are the same
+        same = sum(got[w] == want[w] for w in want)
+        assert same >= 0.98 * len(want), (same, len(want))
+        a, b = whole.vectors[src], whole.vectors[tgt]
+        index = {w: i for i, w in enumerate(whole.words[tgt])}
+        for i, w in enumerate(whole.words[src]):
+            if w in want:
+                picked = [float(a[i] @ b[index[t]]) for t in got[w]]
+                assert np.allclose(picked, [float(a[i] @ b[index[t]]) for t in want[w]], atol=1e-6), w
         # what a delta stores at ingest is what the readers use
         stored = Lexicon(words=second.words, vectors=second.vectors, merged=merged.best)
-        assert merge_lexicons(first, stored).table(src, tgt) == want
+        assert merge_lexicons(first, stored).table(src, tgt) == got
 
 
 def test_the_best_matches_are_stored_and_a_damaged_table_is_refused(tmp_path: Path) -> None:
