@@ -146,20 +146,6 @@ class KeywordIndex:
     def languages(self) -> tuple[str, ...]:
         return tuple(self._parts)
 
-    def scores(self, query: str, lang: str, target: str | None = None) -> np.ndarray:
-        """BM25 score of every chunk row for the query analysed in `lang`, against the passages in `target`
-        (default `lang`); rows in other languages score 0."""
-        out = np.zeros(self.size, dtype=np.float32)
-        part = self._parts.get(target or lang)
-        if part is None:
-            return out
-        rows, bm25 = part
-        vocab = bm25.vocab_dict  # type: ignore[attr-defined]
-        tokens = [t for t in dict.fromkeys(analyze(query, lang)) if t in vocab]
-        if tokens:
-            out[rows] = bm25.get_scores(tokens)  # type: ignore[attr-defined]
-        return out
-
     def top(self, query: str, lang: str, target: str, n: int, keep: np.ndarray | None = None, offset: int = 0
             ) -> tuple[np.ndarray, np.ndarray]:
         """The n best (rows + offset, BM25 scores) of the passages in `target` for the query analysed in `lang`,
@@ -240,20 +226,6 @@ class KeywordIndex:
             factor = np.where(local > 0, shared / np.where(local > 0, local, 1.0), 1.0)
             data = np.asarray(scores["data"], dtype=np.float32) * np.repeat(factor, counts).astype(np.float32)
             scores["data"] = data
-
-    def search(self, query: str, lang: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-n (rows, scores): the query analysed in `lang`, scored against the passages of every language
-        (names and numbers match across languages)."""
-        if n <= 0 or not self._parts:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = np.zeros(self.size, dtype=np.float32)
-        for target in self._parts:
-            scores += self.scores(query, lang, target)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        keep = scores[top] > 0
-        return top[keep].astype(np.int64), scores[top][keep]
 
 
 def _postings_scores(bm25: Any, ids: list[int]) -> tuple[np.ndarray | None, np.ndarray]:
