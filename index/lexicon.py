@@ -143,14 +143,16 @@ class Lexicon:
 
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Words, vectors, and the best matches of every language pair (computed here if not yet)."""
+        """Words, vectors, and the best matches of every language pair (computed here if not yet; a delta's
+        lexicon stores them over the merged vocabulary instead, which is what its readers use)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "lexicon.json").write_text(json.dumps({"languages": self.languages}, ensure_ascii=False))
         for lang in self.languages:
             (folder / f"words.{lang}.json").write_text(json.dumps(self.words[lang], ensure_ascii=False))
             np.save(folder / f"vectors.{lang}.npy", self.vectors[lang].astype(np.float32), allow_pickle=False)
         for src, tgt in _pairs(self.languages):
-            _save_best(folder, f"best.{src}-{tgt}", self.matches(src, tgt))
+            if (src, tgt) not in self.merged:
+                _save_best(folder, f"best.{src}-{tgt}", self.matches(src, tgt))
         for (src, tgt), found in self.merged.items():
             _save_best(folder, f"merged.{src}-{tgt}", found)
 
