@@ -27,7 +27,8 @@ import numpy as np
 
 from arrival.errors import IndexOpenError
 from arrival.index.keyword import fold
-from arrival.index.lexicon import MAX_WORDS, Lexicon
+from arrival.index.lexicon import Lexicon
+from arrival.index.postgres_lexicon import read_lexicon
 from arrival.index.postgres_schema import FORMAT_VERSION, SCHEMA, safe_lang
 from arrival.index.view import DENSE, E5, ChunkRow, DocInfo, Meta
 
@@ -343,21 +344,7 @@ class PgView:
     @property
     def lexicon(self) -> Lexicon:
         def load() -> Lexicon:
-            lex = Lexicon()
-            rows = self._sql(f"""
-                SELECT lang, word, vector FROM (
-                    SELECT lang, word, n, vector, row_number() OVER (PARTITION BY lang ORDER BY n DESC, word) AS r
-                    FROM {SCHEMA}.lexicon) x
-                WHERE r <= {MAX_WORDS} AND vector IS NOT NULL ORDER BY lang, n DESC, word""", binary=True)
-            by_lang: dict[str, list[tuple[str, np.ndarray]]] = {}
-            for lang, word, vec in rows:
-                by_lang.setdefault(str(lang), []).append((str(word), as_array(vec)))
-            if len(by_lang) < 2:
-                return lex  # nothing to translate between
-            for lang, pairs in by_lang.items():
-                lex.words[lang] = [w for w, _ in pairs]
-                lex.vectors[lang] = np.stack([v for _, v in pairs])
-            return lex
+            return read_lexicon(self._sql, as_array)  # with the translation table stored at ingest
 
         return self._cached("lexicon", load)  # type: ignore[no-any-return]
 

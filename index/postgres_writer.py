@@ -31,6 +31,7 @@ from arrival.errors import IndexOpenError
 from arrival.index.derived import TRANSLATION_COSINE, figures, neighbours, question_list
 from arrival.index.keyword import fold, stopwords
 from arrival.index.lexicon import MAX_WORDS, words_of
+from arrival.index.postgres_lexicon import read_lexicon, read_rows, update_table
 from arrival.index.postgres_schema import (
     EXTENSIONS,
     FORMAT_VERSION,
@@ -41,7 +42,7 @@ from arrival.index.postgres_schema import (
     session_settings,
     tables_sql,
 )
-from arrival.index.postgres_view import K1, REBUILD_HINT, B, read_state
+from arrival.index.postgres_view import K1, REBUILD_HINT, B, as_array, read_state
 from arrival.index.view import DENSE, E5, DocInfo
 
 if TYPE_CHECKING:
@@ -345,6 +346,13 @@ class PgWriter:
                         copy.write_row((lang, w, np.asarray(v, dtype=np.float32)))
                 cur.execute(f"UPDATE {SCHEMA}.lexicon l SET vector = n.vector FROM lexicon_new n "
                             "WHERE l.lang = n.lang AND l.word = n.word")
+        # the translation table of the new vocabulary, stored so that no server computes it (index.postgres_lexicon)
+        update_table(conn, read_lexicon(self._sql, as_array, table=False), read_rows(self._sql))
+
+    def _sql(self, query: str, params: Sequence[Any] = (), binary: bool = False) -> list[Any]:
+        with self.conn.cursor(binary=binary) as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
 
 
 def _literal(conn: Any, value: Any) -> str:

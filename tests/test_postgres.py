@@ -17,7 +17,7 @@ from arrival.errors import IndexOpenError, LockedError
 from arrival.index.backend import open_backend
 from arrival.index.build import Indexer
 from arrival.index.embed import HashEmbedder
-from arrival.index.postgres import PostgresBackend
+from arrival.index.postgres import PostgresBackend, close_pools
 from arrival.index.retrieve import Retriever
 from arrival.index.view import DENSE
 from arrival.settings import load_settings
@@ -249,6 +249,12 @@ def test_incremental_derived_data_equals_a_fresh_build(pg_settings, pg_url, tmp_
                 query = f"SELECT {cols} FROM arrival.{table} ORDER BY 1, 2"
                 assert x.execute(query).fetchall() == y.execute(query).fetchall(), table
             assert x.execute(partners).fetchall() == y.execute(partners).fetchall()
+            # the translation table, updated word by word, is the one computed over the final vocabulary (up to
+            # the order of equally close words, which the hash embedder often gives: compared by similarities)
+            best = ("SELECT src, tgt, word, array(SELECT round(s::numeric, 4) FROM unnest(sims) s) "
+                    "FROM arrival.lexicon_best ORDER BY 1, 2, 3")
+            assert x.execute(best).fetchall() == y.execute(best).fetchall()
+            assert x.execute("SELECT count(*) FROM arrival.lexicon_best WHERE cardinality(targets) > 0").fetchone()[0]
             postings = ("SELECT o.lang, o.term, p.chunk_id FROM arrival.postings o JOIN arrival.passages p "
                         "ON p.id = o.id ORDER BY 1, 2, 3")  # impacts differ: the mean length when written
             assert x.execute(postings).fetchall() == y.execute(postings).fetchall()
@@ -256,6 +262,41 @@ def test_incremental_derived_data_equals_a_fresh_build(pg_settings, pg_url, tmp_
                 "SELECT count(*) FROM arrival.passages p, unnest(p.tsv)").fetchone()[0]
     finally:
         drop_database(postgres_server, name)
+
+
+def test_the_translation_table_is_read_not_computed_and_an_older_database_still_translates(pg_settings, tmp_path,
+                                                                                          monkeypatch):
+    """A server opening a generation reads the table the ingest stored (the matcher is never called); it equals
+    the table computed over the same vocabulary; a database written before the table existed computes it."""
+    from arrival.index import lexicon as lexicon_module
+
+    d = _demo(tmp_path)
+    _ingest(pg_settings, good_pdf(tmp_path / "a.pdf", tag="alpha"))
+    _ingest(pg_settings, d)
+    backend = open_backend(pg_settings, EMB.id)
+    with backend.pinned() as view:
+        words, vectors = dict(view.lexicon.words), dict(view.lexicon.vectors)
+    fresh = lexicon_module.Lexicon(words=words, vectors=vectors)
+    expected = {pair: fresh.matches(*pair) for pair in (("fr", "en"), ("en", "fr"))}
+
+    def fail(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the translation table was computed, not read")
+
+    monkeypatch.setattr(lexicon_module, "best_matches", fail)
+    close_pools()  # as a new server process: nothing cached
+    backend = open_backend(pg_settings, EMB.id)
+    with backend.pinned() as view:
+        for pair, (ids, sims) in expected.items():
+            got_ids, got_sims = view.lexicon.matches(*pair)
+            np.testing.assert_allclose(got_sims, sims, atol=1e-5)
+            assert (got_ids >= 0).sum() == (ids >= 0).sum() > 0
+        assert view.lexicon.table("fr", "en")
+    monkeypatch.undo()
+    with psycopg.connect(pg_settings.database_url) as conn:
+        conn.execute("DROP TABLE arrival.lexicon_best")
+    close_pools()
+    with open_backend(pg_settings, EMB.id).pinned() as view:
+        np.testing.assert_allclose(view.lexicon.matches("fr", "en")[1], expected[("fr", "en")][1], atol=1e-5)
 
 
 def test_index_mismatches_and_missing_index_are_one_line_errors(pg_settings, tmp_path):
