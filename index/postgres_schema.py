@@ -20,6 +20,7 @@ Everything lives in one Postgres schema, ``arrival``, of the database ARRIVAL_DA
                   "impact", computed with the language's mean length when the passage was written), indexed by
                   impact: a keyword search reads the best passages of each of its lexemes, not every match
     lexicon       the corpus's bilingual word table: per-language word counts, a vector for the vocabulary
+    lexicon_best  each vocabulary word's best other-language words, stored at ingest (index.postgres_lexicon)
     surface       every folded word of the passages with the number of documents holding it (`View.knows`)
 
 Full-text matching uses one partial GIN index on `tsv` per language (created when a language first appears).
