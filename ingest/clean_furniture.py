@@ -210,7 +210,7 @@ def _continuations(
     return out
 
 
-_BREADCRUMB_ARROWS = re.compile(r"(?:›\s*){2,}")
+_BREADCRUMB_ARROWS = re.compile(r"›(?:\s+›)+\s*")  # "› › › Design"; "››" glued is the full guide's bullet
 _GLUE_POINT = re.compile(r"(?<=[a-zà-öø-ÿ0-9)])(?=[A-ZÀ-ÖØ-Þ])")
 _NUMBERED_TAB = re.compile(r"›\s*[A-ZÀ-ÖØ-Þ]{2,}(?: [A-ZÀ-ÖØ-Þ]{2,}){1,4} \d{1,3}(?=$|[^\s\d.,:])")
 

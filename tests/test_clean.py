@@ -17,6 +17,7 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 GFMD = "gfmd/gfmd-2019-rt3.1-villes-arrivee-fr.pdf"
 ACCESS = "gcm-guidance/en/objectives/15-ACCESS TO BASIC SERVICES.pdf"
+GUIDE = "gcm-guidance/en/guide-implementing-the-gcm.pdf"
 SOCIAL = "gcm-guidance/en/objectives/22-SOCIAL PROTECTION.pdf"
 INCLUSION = "gcm-guidance/en/objectives/16-INCLUSION AND SOCIAL COHESION.pdf"
 TOOLS = "gcm-guidance/en/steps/Step 1 Kick-off/STEP 1 - TOOLS.pdf"
@@ -96,6 +97,19 @@ def test_gfmd_hyphens() -> None:
     assert "municipaux vis-\nà-vis" in raw[3] and "municipaux vis-à-vis de la migration" in clean[3]
     # a hyphen in a URL stays, and the URL is not cut by a space
     assert "papers/II/paper-Moreno-final.pdf" in clean[12]
+
+
+@real
+@pytest.mark.slow
+def test_the_guides_navigation_tabs_go_and_its_double_arrow_bullets_stay() -> None:
+    """"› › › Design" (arrows apart) is the step tab of the full guide; "›› GCM objectives address ..." (arrows
+    glued) is one of its bullets, whose text stays (it was dropped as a tab when short)."""
+    raw, clean = _raw(GUIDE), _clean(GUIDE)
+    assert "› › › Design" in raw[124] and "› › › Design" not in clean[124] and "Design\n" not in clean[124][:20]
+    for text in ("GCM objectives address border-related practices, including",
+                 "Further, GCM objectives recognize the positive",
+                 "GCM objectives recognize migrants as agents"):
+        assert text in raw[26].replace("\n", " ") and text in clean[26].replace("\n", " "), text
 
 
 @real
