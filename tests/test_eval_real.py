@@ -79,7 +79,7 @@ def test_every_question_is_satisfiable(real_index, result):
     """No question of a shipped set is dropped for want of its quote in the index."""
     settings, embedder = real_index
     assert not result.warnings, result.warnings
-    for name in ("questions-c.jsonl", "refusals.jsonl"):
+    for name in ("questions-c.jsonl", "refusals.jsonl", "blind-2026-12.jsonl", "blind-2026-12b.jsonl"):
         res = evaluate(Retriever.from_settings(settings, embedder), load_questions(ROOT / "eval" / name))
         assert not res.warnings, (name, res.warnings)
 
