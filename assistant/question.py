@@ -60,7 +60,9 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
                             r"\bpendant combien\b|\bquelle (?:est la )?durée\b", re.IGNORECASE)),
     ("percent", re.compile(r"\b(?:what|which) (?:percentage|percent|share|proportion|fraction)\b|"
                            r"\bhow much of\b|\bquel(?:le)? (?:pourcentage|part|proportion)\b|\bquel taux\b|"
-                           r"\bwhat (?:is|was) the (?:\w+ )?rate\b", re.IGNORECASE)),
+                           r"\bwhat (?:is|was|are|were) the (?:[\w-]+ ){0,3}rates?\b|"
+                           r"\bquel(?:le)? (?:est|était|a été) (?:le|la) (?:taux|pourcentage|proportion)\b",
+                           re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b|\bwhat number of\b|\bcombien (?:de|d['’])|"
                          r"\bquel (?:est le )?nombre\b", re.IGNORECASE)),
     ("date", re.compile(r"^\s*when (?:did|was|were|will|is|does|do|has|had)\b|\b(?:what|which) year\b|"
