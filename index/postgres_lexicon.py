@@ -69,6 +69,17 @@ def read_rows(sql: Callable[..., list[Any]]) -> Rows:
     return rows
 
 
+def vocabulary_changed(sql: Callable[..., list[Any]], rows: Rows) -> bool:
+    """Whether the vocabulary (words only, no vectors read) differs from the one the stored rows were made for."""
+    now: dict[str, set[str]] = {}
+    for lang, word in sql(_words_sql(False)):
+        now.setdefault(str(lang), set()).add(str(word))
+    if len(now) < 2:
+        return bool(rows)  # no table: stale rows go
+    before = {src: set(words) for (src, _), words in rows.items()}
+    return now != before
+
+
 def aligned(lex: Lexicon, rows: Rows) -> dict[tuple[str, str], Best]:
     """The stored rows as `Lexicon.best` arrays over `lex`'s vocabulary; a direction whose rows do not cover it
     exactly (every source word, every target in the vocabulary) is left out (computed when needed)."""

@@ -31,7 +31,7 @@ from arrival.errors import IndexOpenError
 from arrival.index.derived import TRANSLATION_COSINE, figures, neighbours, question_list
 from arrival.index.keyword import fold, stopwords
 from arrival.index.lexicon import MAX_WORDS, words_of
-from arrival.index.postgres_lexicon import read_lexicon, read_rows, update_table
+from arrival.index.postgres_lexicon import read_lexicon, read_rows, update_table, vocabulary_changed
 from arrival.index.postgres_schema import (
     EXTENSIONS,
     FORMAT_VERSION,
@@ -347,7 +347,9 @@ class PgWriter:
                 cur.execute(f"UPDATE {SCHEMA}.lexicon l SET vector = n.vector FROM lexicon_new n "
                             "WHERE l.lang = n.lang AND l.word = n.word")
         # the translation table of the new vocabulary, stored so that no server computes it (index.postgres_lexicon)
-        update_table(conn, read_lexicon(self._sql, as_array, table=False), read_rows(self._sql))
+        rows = read_rows(self._sql)
+        if vocabulary_changed(self._sql, rows):  # else the stored table is the new vocabulary's already
+            update_table(conn, read_lexicon(self._sql, as_array, table=False), rows)
 
     def _sql(self, query: str, params: Sequence[Any] = (), binary: bool = False) -> list[Any]:
         with self.conn.cursor(binary=binary) as cur:

@@ -292,6 +292,14 @@ def test_the_translation_table_is_read_not_computed_and_an_older_database_still_
             assert (got_ids >= 0).sum() == (ids >= 0).sum() > 0
         assert view.lexicon.table("fr", "en")
     monkeypatch.undo()
+    import arrival.index.postgres_writer as writer_module
+
+    monkeypatch.setattr(writer_module, "update_table", fail)  # a commit that leaves the vocabulary as it is
+    moved = d.parent / "moved"
+    moved.mkdir()
+    (d / "gfmd.pdf").rename(moved / "gfmd.pdf")
+    assert [f.status for f in _ingest(pg_settings, moved).files] == ["moved"]
+    monkeypatch.undo()
     with psycopg.connect(pg_settings.database_url) as conn:
         conn.execute("DROP TABLE arrival.lexicon_best")
     close_pools()
