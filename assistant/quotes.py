@@ -33,8 +33,12 @@ _CITED_WORK = re.compile(r"\((?:n\.\s?d\.|[^()]{0,60}?(?:19|20)\d\d[a-z]?)\)\s*[
 _IN_TEXT_CITATION = re.compile(r"(?<=\S)\s*\([^()]{3,60}?,\s*(?:19|20)\d\d[a-z]?\)\s*\.\s*$")
 _INTERROGATIVE = re.compile(
     r"^\s*(?:quels?|quelles?|comment|pourquoi|combien|en quoi|dans quelle mesure|est-ce|existe-t-il|qui|où|"
-    r"what|how|why|which|who|where|when|to what extent|is there|are there|does|do|can|should|has|have)\b",
-    re.IGNORECASE)
+    r"(?:de|à|par|sur|avec|dans|pour|selon|en) quel(?:le)?s? |"
+    r"what|how|why|which|who|where|when|to what extent|in what ways?|is there|are there|does|do|can|should|has|"
+    r"have)\b", re.IGNORECASE)
+# a French question by its inverted subject ("... peuvent-ils éclairer ...", "a-t-elle"), whatever its first word
+_INVERSION = re.compile(r"\b[^\W\d_]+-(?:t-(?:il|elle|on)|ils?|elles?)\b|"
+                        r"\b(?:peut|doit|faut|sait|va|pourrait|devrait|faudrait)-on\b", re.IGNORECASE)  # not "hands-on"
 # a note marker glued to the end of a sentence ("... de retraite.xxiii À Castelfiorentino"), or a note that starts
 # with its number ("x Le Conseil des maires ..."): the sentence ends after the marker; a note's number is not quoted
 _NOTE_END = re.compile(r"(?<=[.!?»”)])(?:[ivxlc]{1,6}|\d{1,3})(?=\s+[A-ZÀ-Þ«“])")
@@ -155,7 +159,8 @@ def quotable(text: str) -> bool:
     if _FOOTNOTE_START.match(s) and not s.rstrip().endswith((".", "!", "…")):
         return False
     body = _LIST_MARK.sub("", s, count=1)
-    if _INTERROGATIVE.match(body) or body[:1].islower():  # a guiding question that lost its "?"; a fragment
+    if _INTERROGATIVE.match(body) or _INVERSION.search(body) or body[:1].islower():  # a guiding question that
+        # lost its "?"; a fragment
         return False
     letters = len(_LETTER.findall(s))
     if letters < 0.6 * len(s.replace(" ", "")):  # tables, figures, lists of numbers
