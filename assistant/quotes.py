@@ -159,8 +159,8 @@ def quotable(text: str) -> bool:
     if _FOOTNOTE_START.match(s) and not s.rstrip().endswith((".", "!", "…")):
         return False
     body = _LIST_MARK.sub("", s, count=1)
-    if _INTERROGATIVE.match(body) or _INVERSION.search(body) or body[:1].islower():  # a guiding question that
-        # lost its "?"; a fragment
+    # a guiding question that lost its "?"; a fragment
+    if _INTERROGATIVE.match(body) or _INVERSION.search(body) or body[:1].islower():
         return False
     letters = len(_LETTER.findall(s))
     if letters < 0.6 * len(s.replace(" ", "")):  # tables, figures, lists of numbers
