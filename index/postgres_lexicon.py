@@ -76,8 +76,7 @@ def vocabulary_changed(sql: Callable[..., list[Any]], rows: Rows) -> bool:
         now.setdefault(str(lang), set()).add(str(word))
     if len(now) < 2:
         return bool(rows)  # no table: stale rows go
-    before = {src: set(words) for (src, _), words in rows.items()}
-    return now != before
+    return now != _vocabulary(rows)
 
 
 def aligned(lex: Lexicon, rows: Rows) -> dict[tuple[str, str], Best]:
@@ -86,31 +85,44 @@ def aligned(lex: Lexicon, rows: Rows) -> dict[tuple[str, str], Best]:
     out: dict[tuple[str, str], Best] = {}
     for src, tgt in _pairs(lex.languages):
         stored = rows.get((src, tgt))
-        words_s, words_t = lex.words[src], lex.words[tgt]
-        if stored is None or len(stored) != len(words_s):
+        if stored is None or len(stored) != len(lex.words[src]):
             continue
-        tid = {w: i for i, w in enumerate(words_t)}
-        ids = np.full((len(words_s), TOP), -1, dtype=np.int32)
-        sims = np.zeros((len(words_s), TOP), dtype=np.float32)
-        ok = True
-        for i, w in enumerate(words_s):
-            row = stored.get(w)
-            if row is None or any(t not in tid for t in row[0]) or len(row[0]) > TOP:
-                ok = False
-                break
-            ids[i, :len(row[0])] = [tid[t] for t in row[0]]
-            sims[i, :len(row[1])] = row[1]
-        if ok:
+        ids, sims, missing = _arrays(lex.words[src], lex.words[tgt], stored)
+        if not missing:
             out[(src, tgt)] = (ids, sims)
     return out
+
+
+def _arrays(words_s: list[str], words_t: list[str], stored: dict[str, tuple[list[str], list[float]]]
+            ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The stored rows of `words_s` as (ids into `words_t`, cosines), and the source rows they cannot give (a word
+    without a row, or a row naming a word no longer in `words_t`), left empty."""
+    tid = {w: i for i, w in enumerate(words_t)}
+    ids = np.full((len(words_s), TOP), -1, dtype=np.int32)
+    sims = np.zeros((len(words_s), TOP), dtype=np.float32)
+    missing: list[int] = []
+    for i, w in enumerate(words_s):
+        row = stored.get(w)
+        if row is None or len(row[0]) > TOP or any(t not in tid for t in row[0]):
+            missing.append(i)
+            continue
+        ids[i, :len(row[0])] = [tid[t] for t in row[0]]
+        sims[i, :len(row[1])] = row[1]
+    return ids, sims, missing
+
+
+def _vocabulary(rows: Rows) -> dict[str, set[str]]:
+    """The vocabulary the stored rows were made for: every word has a row in each direction it is the source of."""
+    return {src: set(words) for (src, _), words in rows.items()}
 
 
 def update_table(conn: Any, lex: Lexicon, rows: Rows) -> int:
     """Bring `lexicon_best` (whose rows are `rows`) to the vocabulary of `lex`; returns the rows written."""
     conn.execute(TABLE_SQL)
-    vocab_before = {src: set(words) for (src, _), words in rows.items()}
+    vocab_before = _vocabulary(rows)
+    pairs = _pairs(lex.languages)
     written = 0
-    for src, tgt in _pairs(lex.languages):
+    for src, tgt in pairs:
         stored = rows.get((src, tgt), {})
         now = as_rows(lex, src, tgt, updated(lex, src, tgt, stored, vocab_before.get(tgt, set())))
         upsert = [(w, targets, sims) for w, (targets, sims) in now.items()
@@ -121,8 +133,7 @@ def update_table(conn: Any, lex: Lexicon, rows: Rows) -> int:
                          (src, tgt, gone))
         _upsert(conn, src, tgt, upsert)
         written += len(upsert)
-    other = [(s, t) for (s, t) in rows if (s, t) not in _pairs(lex.languages)]
-    for s, t in other:  # a language left the vocabulary (fewer than two languages: no table)
+    for s, t in set(rows) - set(pairs):  # a language left the vocabulary (fewer than two languages: no table)
         conn.execute(f"DELETE FROM {SCHEMA}.lexicon_best WHERE src = %s AND tgt = %s", (s, t))
     return written
 
@@ -140,22 +151,12 @@ def as_rows(lex: Lexicon, src: str, tgt: str, found: Best) -> dict[str, tuple[li
 def updated(lex: Lexicon, src: str, tgt: str, stored: dict[str, tuple[list[str], list[float]]],
             tgt_before: set[str]) -> Best:
     """`best_matches` of src's vocabulary in tgt's, from the stored rows and the words that changed."""
-    words_s, words_t = lex.words[src], lex.words[tgt]
+    words_t = lex.words[tgt]
     a, b = lex.vectors[src], lex.vectors[tgt]
-    tid = {w: i for i, w in enumerate(words_t)}
     added_t = np.array([i for i, w in enumerate(words_t) if w not in tgt_before], dtype=np.int64)
-    ids = np.full((len(words_s), TOP), -1, dtype=np.int32)
-    sims = np.zeros((len(words_s), TOP), dtype=np.float32)
-    kept: list[int] = []
-    redo: list[int] = []
-    for i, w in enumerate(words_s):
-        row = stored.get(w)
-        if row is None or not tgt_before or any(t not in tid for t in row[0]):
-            redo.append(i)  # a new word, or one of its matches left the vocabulary
-            continue
-        kept.append(i)
-        ids[i, :len(row[0])] = [tid[t] for t in row[0]]
-        sims[i, :len(row[1])] = row[1]
+    ids, sims, redo = _arrays(lex.words[src], words_t, stored if tgt_before else {})
+    redo_set = set(redo)  # a new word, or one of its matches left the vocabulary: matched against all
+    kept = [i for i in range(len(ids)) if i not in redo_set]
     if redo:
         ids[redo], sims[redo] = best_matches(a[redo], b)
     if kept and len(added_t):
